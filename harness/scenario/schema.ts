@@ -42,7 +42,7 @@ function distributionOf<T extends z.ZodType<number, unknown>>(value: T) {
     z.object({ kind: z.literal('lognormal'), median: value, sigma: z.number().positive().max(5) }),
     z
       .object({ kind: z.literal('uniform'), min: value, max: value })
-      .refine((d) => d.min <= d.max, { message: 'uniform needs min <= max', path: ['max'] }),
+      .refine((d: { min?: unknown; max?: unknown }) => Number(d.min) <= Number(d.max), { message: 'uniform needs min <= max', path: ['max'] }),
     z
       .object({
         kind: z.literal('empirical'),

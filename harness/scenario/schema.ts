@@ -42,17 +42,26 @@ function distributionOf<T extends z.ZodType<number, unknown>>(value: T) {
     z.object({ kind: z.literal('lognormal'), median: value, sigma: z.number().positive().max(5) }),
     z
       .object({ kind: z.literal('uniform'), min: value, max: value })
-      .refine((d: { min?: unknown; max?: unknown }) => Number(d.min) <= Number(d.max), { message: 'uniform needs min <= max', path: ['max'] }),
+      .refine((d) => (d as unknown as { min: number }).min <= (d as unknown as { max: number }).max, {
+        message: 'uniform needs min <= max',
+        path: ['max'],
+      }),
     z
       .object({
         kind: z.literal('empirical'),
         values: z.array(value).min(1),
         weights: z.array(z.number().nonnegative()).optional(),
       })
-      .refine((d) => !d.weights || d.weights.length === d.values.length, {
-        message: 'empirical weights must have one entry per value',
-        path: ['weights'],
-      }),
+      .refine(
+        (d) => {
+          const e = d as unknown as { values: number[]; weights?: number[] };
+          return !e.weights || e.weights.length === e.values.length;
+        },
+        {
+          message: 'empirical weights must have one entry per value',
+          path: ['weights'],
+        },
+      ),
   ]);
   // A bare value is shorthand for a constant.
   return z.union([value.transform((v) => ({ kind: 'constant' as const, value: v })), spec]);

@@ -8,7 +8,8 @@ import ms from 'ms';
 import { z } from 'zod';
 
 const durationString = z.string().transform((text, ctx) => {
-  const value = ms(text as ms.StringValue);
+  // ms() throws on an empty string instead of returning NaN.
+  const value = text === '' ? Number.NaN : ms(text as ms.StringValue);
   if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
     ctx.addIssue({
       code: 'custom',

@@ -23,7 +23,8 @@ export type StrandedReason =
   | 'softwareTooOld'
   | 'expired'
   | 'outOfCoverage'
-  | 'activationFailed';
+  | 'activationFailed'
+  | 'pendingAtHorizon';
 
 export type AccountProblem = 'mailboxNotFound' | 'duplicateSmtpAddress' | 'orphanedConfigRecord';
 
@@ -95,7 +96,10 @@ export interface EventData {
     queued: number;
     inProcess: number;
   };
-  JobDispatched: { job: number; instance: string; queuedAt: number };
+  JobDispatched: { job: number; instance: string; queuedAt: number; fromDeferredSlot: boolean };
+  /** A planned slot could not start a job: in-process limit reached, or a 60 s window is full until retryAt. */
+  DispatchDeferred: { instance: string; reason: 'inProcess' | 'window'; retryAt: number | null };
+  GateChecked: { phase: number; passed: boolean; value: number };
   JobCompleted: { job: number; instance: string; parked: number };
   PushHeldAtRelay: { push: number; device: string; heldItems: number; deliverAt: number | null };
   PushRetryScheduled: {
@@ -106,6 +110,8 @@ export interface EventData {
   };
   PushResent: { push: number; device: string; attempt: number };
   PushAwaitingCradle: { push: number; device: string; kind: PushKind; cradleAt: number };
+  /** The push reached the device; its acknowledgement reaches the server at ackAt. */
+  PushDelivered: { push: number; device: string; ackAt: number };
   PushAcknowledged: {
     push: number;
     device: string;
@@ -118,6 +124,8 @@ export interface EventData {
   DeviceSrpChanged: { device: string; from: string; to: string };
   DeviceCradled: { device: string; user: string };
   DeviceConverged: { device: string; user: string; since: number };
+  /** The device cannot converge wirelessly for now: counted as stranded (it may still converge later). */
+  DeviceStranded: { device: string; user: string; reason: StrandedReason };
   SrpConflictDetected: { srpId: string; instance: string; devicesHolding: number; heldBy: string[] };
   DeviceCutOff: { device: string; user: string; srpId: string };
   RunCompleted: { pendingPushes: number; reason: 'drained' | 'horizon' };
@@ -160,17 +168,21 @@ export const EVENT_TYPES: readonly EventType[] = [
   'JobQueued',
   'ThrottleMinutePlanned',
   'JobDispatched',
+  'DispatchDeferred',
+  'GateChecked',
   'JobCompleted',
   'PushHeldAtRelay',
   'PushRetryScheduled',
   'PushResent',
   'PushAwaitingCradle',
+  'PushDelivered',
   'PushAcknowledged',
   'PushExpired',
   'DeviceCoverageChanged',
   'DeviceSrpChanged',
   'DeviceCradled',
   'DeviceConverged',
+  'DeviceStranded',
   'SrpConflictDetected',
   'DeviceCutOff',
   'RunCompleted',

@@ -34,8 +34,14 @@ export interface PhaseSummary {
 export interface PlanMetrics {
   plan: string;
   planKind: string;
-  /** From the first to the last settled work: the last device converged, stranded or expired. */
+  /**
+   * The rollout's duration on the server side: from the plan's first action until the Policy
+   * Services have handed the last job to the network (or the last move / activation failed).
+   * Device-side tails (coverage, cradling) are in `convergenceMs` and `userMigration`.
+   */
   makespanMs: number;
+  /** From the plan's first action until the last device converged or was found stranded (horizon if work is still pending). */
+  convergenceMs: number;
   users: number;
   usersConverged: number;
   convergedShare: number;

@@ -200,8 +200,11 @@ export const scenarioSchema = z
       throttle: throttleSchema,
       /** Users a new instance takes (E: about 2,000 per BES instance). */
       usersPerInstance: z.number().int().positive().default(2000),
-      /** How long the Policy Service takes to notice a moved mailbox (D: within 15 min). */
-      moveDetectionDelay: durationDistribution.default({ kind: 'uniform', min: 0, max: 15 * 60_000 }),
+      /**
+       * The Policy Service notices moved mailboxes on a poll (D: a move is detected within 15 min),
+       * so every user moved since the last poll becomes a job at the same instant. 0 = at once.
+       */
+      moveDetectionPoll: duration.default(15 * 60_000),
       /** How long before a changed IT policy becomes jobs (0 with database notification; polling: 5 min). */
       policyDetectionDelay: durationDistribution.default({ kind: 'constant', value: 0 }),
     }),

@@ -1,0 +1,1307 @@
+/**
+ * The push engine and its fleet as one decider over virtual time.
+ *
+ * `decide(state, command, at, ctx)` returns the facts a command produces and the commands those
+ * facts set in motion (a push dispatched now reaches the relay after its processing time). It
+ * applies each fact with `evolve` as it emits it, so a command that produces many facts sees
+ * each one's effect in order, and the state is always the fold of `evolve` over the log.
+ * `evolve` is the only code that changes state, and it does so in place: 100k devices are too
+ * many to copy per event, and nothing else holds a reference to the state.
+ *
+ * Nothing here reads a clock or Math.random: time arrives with the command, draws come from
+ * ctx.random streams keyed by device, so the same inputs always produce the same facts.
+ */
+import type { Plan, Scenario } from '../scenario/schema.ts';
+import { sample } from './distributions.ts';
+import {
+  type DomainEvent,
+  type EventData,
+  type EventType,
+  event,
+  type PushKind,
+  type QueuedPush,
+  type StrandedReason,
+} from './events.ts';
+import { type Fleet, findAccountProblems, pinOf, userIdOf } from './fleet.ts';
+import type { RandomSource, Rng } from './random.ts';
+import { jobsForMinute, MINUTE_MS, SlidingWindow, slotOffsets } from './throttle.ts';
+
+export type Command =
+  | { type: 'StartRun' }
+  | { type: 'StartPhase'; phase: number }
+  | { type: 'CheckGate'; phase: number }
+  | { type: 'StartCollapse' }
+  | { type: 'ResumeService' }
+  | { type: 'DetectMove'; user: number }
+  | { type: 'ChangeItPolicy' }
+  | { type: 'QueueItPolicyJobs' }
+  | { type: 'RequestActivation'; user: number }
+  | { type: 'FinishHandshake'; user: number }
+  | { type: 'PlanMinute'; instance: string }
+  | { type: 'DispatchSlot'; instance: string; deferred: boolean }
+  | { type: 'ReachRelay'; push: number }
+  | { type: 'RelayDeliver'; push: number }
+  | { type: 'RelayDrop'; push: number }
+  | { type: 'Acknowledge'; push: number }
+  | { type: 'Resend'; push: number }
+  | { type: 'Cradle'; device: number }
+  | { type: 'FinishRun'; reason: 'drained' | 'horizon' };
+
+export interface Scheduled {
+  at: number;
+  command: Command;
+}
+
+export interface DecideContext {
+  random: RandomSource;
+}
+
+export interface Decision {
+  events: DomainEvent[];
+  scheduled: Scheduled[];
+}
+
+type PushStatus =
+  | 'queued'
+  | 'processing'
+  | 'delivered'
+  | 'heldAtRelay'
+  | 'awaitingRetry'
+  | 'awaitingCradle'
+  | 'acknowledged'
+  | 'expired';
+
+interface PushState {
+  id: number;
+  job: number;
+  device: number;
+  kind: PushKind;
+  bytes: number;
+  queuedAt: number;
+  firstDispatchAt: number;
+  attempts: number;
+  status: PushStatus;
+  /** Left the Policy Service's hands (acknowledged, parked or expired) at least once. */
+  released: boolean;
+}
+
+interface JobState {
+  id: number;
+  instance: string;
+  user: number;
+  pushes: number[];
+  /** Pushes the Policy Service still has in hand; the job is in process until this reaches 0. */
+  open: number;
+  queuedAt: number;
+  bypass: boolean;
+  completed: boolean;
+}
+
+interface PolicyServiceState {
+  queue: number[];
+  queueHead: number;
+  inProcess: number;
+  /** When the next minute will be planned; null while idle. */
+  planTimer: number | null;
+  minuteEndsAt: number;
+  /** Slots of the current minute that could not start a job yet. */
+  deferredSlots: number;
+  window: SlidingWindow | null;
+  activationQueue: number[];
+  activationHead: number;
+  activeActivations: number;
+}
+
+interface InstanceState {
+  id: string;
+  srpId: string;
+  live: boolean;
+  users: number;
+  service: PolicyServiceState;
+}
+
+interface DeviceState {
+  srpId: string;
+  /** Pushes neither acknowledged nor expired. */
+  open: number;
+  expired: number;
+  /** Intended time of the change the device is converging to; null when it has none. */
+  since: number | null;
+  relayHeld: number;
+  cradleAt: number | null;
+  awaitingCradle: number;
+  /** Ids of every push queued for the device. */
+  pushes: number[];
+  cutOff: boolean;
+  /** Counted once towards its phase's settled devices (converged or stranded). */
+  settled: boolean;
+  stranded: boolean;
+  phase: number;
+  rng: Rng | null;
+  coverageAnnouncedAt: number;
+  activationRequestedAt: number | null;
+}
+
+interface UserState {
+  instance: string;
+  moveFailed: boolean;
+}
+
+export interface PhaseState {
+  phase: number;
+  users: number;
+  startedAt: number;
+  movable: number;
+  settled: number;
+  converged: number;
+  stranded: number;
+  convergedEmitted: boolean;
+}
+
+export interface EngineState {
+  now: number;
+  scenario: Scenario;
+  planName: string;
+  plan: Plan;
+  fleet: Fleet;
+  instances: Map<string, InstanceState>;
+  users: UserState[];
+  devices: DeviceState[];
+  jobs: JobState[];
+  pushes: PushState[];
+  domainWindow: SlidingWindow | null;
+  phases: PhaseState[];
+  /** Source instances of a move plan, and the users it moves, in order. */
+  sources: string[];
+  moveOrder: number[];
+  moveCursor: number;
+  newInstances: number;
+  disabledSrp: Set<string>;
+  srpHolders: Map<string, number>;
+  accountProblems: ReturnType<typeof findAccountProblems>;
+  /** Acknowledgement times and latencies, in time order, for the p95 gate. */
+  acks: { at: number[]; latencyMs: number[] };
+  /** Users moved during a stop window, waiting for service to resume. */
+  stoppedMoves: number[];
+  finished: boolean;
+}
+
+export function initialState(scenario: Scenario, planName: string, fleet: Fleet): EngineState {
+  const plan = scenario.plans[planName];
+  if (!plan) throw new Error(`no plan named ${planName}`);
+  const throttle = scenario.domain.throttle;
+  const sources = sourceInstances(scenario, plan);
+  const moveOrder = sources.flatMap((id) => fleet.instanceUsers.get(id) ?? []);
+  return {
+    now: 0,
+    scenario,
+    planName,
+    plan,
+    fleet,
+    instances: new Map(),
+    users: fleet.users.map((u) => ({ instance: u.instance, moveFailed: false })),
+    devices: fleet.devices.map((d) => ({
+      srpId: d.srpId,
+      open: 0,
+      expired: 0,
+      since: null,
+      relayHeld: 0,
+      cradleAt: null,
+      awaitingCradle: 0,
+      pushes: [],
+      cutOff: false,
+      settled: false,
+      stranded: false,
+      phase: 0,
+      rng: null,
+      coverageAnnouncedAt: -1,
+      activationRequestedAt: null,
+    })),
+    jobs: [],
+    pushes: [],
+    domainWindow:
+      throttle.jobsPerMinuteDomain === null ? null : new SlidingWindow(throttle.jobsPerMinuteDomain),
+    phases: [],
+    sources,
+    moveOrder,
+    moveCursor: 0,
+    newInstances: 0,
+    disabledSrp: new Set(),
+    srpHolders: new Map(),
+    accountProblems: findAccountProblems(fleet.users),
+    acks: { at: [], latencyMs: [] },
+    stoppedMoves: [],
+    finished: false,
+  };
+}
+
+/** The instances a plan moves users out of (or, for an IT policy change, pushes to). */
+export function sourceInstances(scenario: Scenario, plan: Plan): string[] {
+  const all = scenario.domain.instances.map((i) => i.id);
+  switch (plan.kind) {
+    case 'collapse':
+    case 'bigBang':
+    case 'phased':
+      return plan.from ?? all.filter((id) => id !== plan.into);
+    case 'itPolicyChange':
+      return plan.instances ?? all;
+    case 'activationStorm':
+      return [];
+  }
+}
+
+function newService(scenario: Scenario): PolicyServiceState {
+  const perService = scenario.domain.throttle.jobsPerMinutePerService;
+  return {
+    queue: [],
+    queueHead: 0,
+    inProcess: 0,
+    planTimer: null,
+    minuteEndsAt: 0,
+    deferredSlots: 0,
+    window: perService === null ? null : new SlidingWindow(perService),
+    activationQueue: [],
+    activationHead: 0,
+    activeActivations: 0,
+  };
+}
+
+/** Jobs waiting at one Policy Service: throttled jobs plus activations waiting for a slot. */
+export function queueDepth(service: PolicyServiceState): number {
+  return service.queue.length - service.queueHead + service.activationQueue.length - service.activationHead;
+}
+
+export function domainQueueDepth(state: EngineState): number {
+  let depth = 0;
+  for (const inst of state.instances.values()) depth += queueDepth(inst.service);
+  return depth;
+}
+
+/** Pushes not yet in a terminal state (acknowledged or expired). */
+export function pendingPushes(state: EngineState): number {
+  let pending = 0;
+  for (const p of state.pushes) if (p.status !== 'acknowledged' && p.status !== 'expired') pending++;
+  return pending;
+}
+
+const userIndex = (userId: string): number => Number(userId.slice(1));
+const deviceIndex = (pin: string): number => Number.parseInt(pin, 16) - 0x20000000;
+
+// ---------------------------------------------------------------------------------------------
+// evolve: the only code that changes state.
+
+export function evolve(state: EngineState, e: DomainEvent): EngineState {
+  state.now = e.at;
+  switch (e.type) {
+    case 'RunStarted':
+    case 'ServiceStopped':
+    case 'UserMoveRequested':
+    case 'ItPolicyChanged':
+    case 'DeviceCradled':
+    case 'ActivationCompleted':
+    case 'GateChecked':
+      break;
+    case 'RunCompleted':
+      state.finished = true;
+      break;
+    case 'FleetProvisioned':
+      for (const info of e.data.instances) {
+        state.instances.set(info.id, {
+          id: info.id,
+          srpId: info.srpId,
+          live: true,
+          users: info.users,
+          service: newService(state.scenario),
+        });
+        addHolders(state, info.srpId, info.users);
+      }
+      break;
+    case 'InstanceProvisioned':
+      state.instances.set(e.data.instance, {
+        id: e.data.instance,
+        srpId: e.data.srpId,
+        live: true,
+        users: 0,
+        service: newService(state.scenario),
+      });
+      if (e.data.newServer) state.newInstances++;
+      break;
+    case 'InstanceDecommissioned':
+      state.instances.get(e.data.instance)!.live = false;
+      break;
+    case 'SrpConflictDetected':
+      state.disabledSrp.add(e.data.srpId);
+      break;
+    case 'ServiceResumed':
+      state.stoppedMoves = [];
+      break;
+    case 'PhaseStarted':
+      state.phases.push({
+        phase: e.data.phase,
+        users: e.data.users,
+        startedAt: e.at,
+        movable: 0,
+        settled: 0,
+        converged: 0,
+        stranded: 0,
+        convergedEmitted: false,
+      });
+      state.moveCursor += state.plan.kind === 'activationStorm' ? 0 : e.data.users;
+      break;
+    case 'PhaseConverged':
+      state.phases[e.data.phase - 1]!.convergedEmitted = true;
+      break;
+    case 'UserMoved': {
+      const user = userIndex(e.data.user);
+      state.instances.get(e.data.from)!.users--;
+      state.instances.get(e.data.to)!.users++;
+      state.users[user]!.instance = e.data.to;
+      joinPhase(state, user, e.at);
+      if (isStopWindow(state)) state.stoppedMoves.push(user);
+      break;
+    }
+    case 'UserMoveFailed':
+      state.users[userIndex(e.data.user)]!.moveFailed = true;
+      break;
+    case 'ActivationRequested': {
+      const user = userIndex(e.data.user);
+      state.devices[user]!.activationRequestedAt = e.at;
+      joinPhase(state, user, e.at);
+      state.instances.get(e.data.instance)!.service.activationQueue.push(user);
+      break;
+    }
+    case 'ActivationStarted': {
+      const service = state.instances.get(e.data.instance)!.service;
+      service.activationHead++;
+      service.activeActivations++;
+      break;
+    }
+    case 'ActivationFailed': {
+      const service = state.instances.get(state.users[userIndex(e.data.user)]!.instance)!.service;
+      // Too old: refused as it arrived (the tail). Expired: it was waiting at the head.
+      if (e.data.reason === 'softwareTooOld') service.activationQueue.pop();
+      else service.activationHead++;
+      break;
+    }
+    case 'JobQueued': {
+      const device = userIndex(e.data.user);
+      const job: JobState = {
+        id: e.data.job,
+        instance: e.data.instance,
+        user: device,
+        pushes: e.data.pushes.map((p) => p.push),
+        open: e.data.pushes.length,
+        queuedAt: e.at,
+        bypass: e.data.bypassThrottle,
+        completed: false,
+      };
+      state.jobs[job.id] = job;
+      for (const p of e.data.pushes) {
+        state.pushes[p.push] = {
+          id: p.push,
+          job: job.id,
+          device,
+          kind: p.kind,
+          bytes: p.bytes,
+          queuedAt: e.at,
+          firstDispatchAt: -1,
+          attempts: 0,
+          status: 'queued',
+          released: false,
+        };
+      }
+      const d = state.devices[device]!;
+      d.open += e.data.pushes.length;
+      for (const p of e.data.pushes) d.pushes.push(p.push);
+      if (e.data.cause === 'itPolicy') joinPhase(state, device, e.at);
+      const service = state.instances.get(e.data.instance)!.service;
+      if (e.data.cause === 'activation') service.activeActivations--;
+      if (!job.bypass) {
+        service.queue.push(job.id);
+        if (service.planTimer === null) service.planTimer = Math.max(e.at, service.minuteEndsAt);
+      }
+      break;
+    }
+    case 'ThrottleMinutePlanned': {
+      const service = state.instances.get(e.data.instance)!.service;
+      service.minuteEndsAt = e.at + MINUTE_MS;
+      service.deferredSlots = 0;
+      // Plan again next minute while there was work: slots lost to the in-process limit leave jobs behind.
+      service.planTimer = e.data.queued > 0 ? e.at + MINUTE_MS : null;
+      break;
+    }
+    case 'DispatchDeferred':
+      state.instances.get(e.data.instance)!.service.deferredSlots++;
+      break;
+    case 'JobDispatched': {
+      const job = state.jobs[e.data.job]!;
+      if (!job.bypass) {
+        const service = state.instances.get(job.instance)!.service;
+        service.queueHead++;
+        service.inProcess++;
+        if (e.data.fromDeferredSlot) service.deferredSlots--;
+        service.window?.record(e.at);
+        state.domainWindow?.record(e.at);
+        compactQueue(service);
+      }
+      for (const p of job.pushes) {
+        const push = state.pushes[p]!;
+        push.status = 'processing';
+        push.firstDispatchAt = e.at;
+        push.attempts = 1;
+      }
+      break;
+    }
+    case 'JobCompleted': {
+      const job = state.jobs[e.data.job]!;
+      job.completed = true;
+      if (!job.bypass) state.instances.get(job.instance)!.service.inProcess--;
+      break;
+    }
+    case 'PushHeldAtRelay': {
+      const push = state.pushes[e.data.push]!;
+      push.status = 'heldAtRelay';
+      state.devices[push.device]!.relayHeld++;
+      release(state, push);
+      break;
+    }
+    case 'PushRetryScheduled': {
+      const push = state.pushes[e.data.push]!;
+      if (push.status === 'heldAtRelay') state.devices[push.device]!.relayHeld--;
+      push.status = 'awaitingRetry';
+      release(state, push);
+      break;
+    }
+    case 'PushResent': {
+      const push = state.pushes[e.data.push]!;
+      push.status = 'processing';
+      push.attempts = e.data.attempt;
+      break;
+    }
+    case 'PushAwaitingCradle': {
+      const push = state.pushes[e.data.push]!;
+      push.status = 'awaitingCradle';
+      const d = state.devices[push.device]!;
+      d.cradleAt = e.data.cradleAt;
+      d.awaitingCradle++;
+      release(state, push);
+      break;
+    }
+    case 'PushDelivered': {
+      const push = state.pushes[e.data.push]!;
+      if (push.status === 'heldAtRelay') state.devices[push.device]!.relayHeld--;
+      push.status = 'delivered';
+      break;
+    }
+    case 'PushAcknowledged': {
+      const push = state.pushes[e.data.push]!;
+      const d = state.devices[push.device]!;
+      if (push.status === 'awaitingCradle') d.awaitingCradle--;
+      push.status = 'acknowledged';
+      d.open--;
+      release(state, push);
+      state.acks.at.push(e.at);
+      state.acks.latencyMs.push(e.at - push.queuedAt);
+      break;
+    }
+    case 'PushExpired': {
+      const push = state.pushes[e.data.push]!;
+      push.status = 'expired';
+      const d = state.devices[push.device]!;
+      d.open--;
+      d.expired++;
+      release(state, push);
+      break;
+    }
+    case 'DeviceSrpChanged': {
+      state.devices[deviceIndex(e.data.device)]!.srpId = e.data.to;
+      addHolders(state, e.data.from, -1);
+      addHolders(state, e.data.to, 1);
+      break;
+    }
+    case 'DeviceCoverageChanged':
+      state.devices[deviceIndex(e.data.device)]!.coverageAnnouncedAt = e.at;
+      break;
+    case 'DeviceCutOff': {
+      const d = state.devices[deviceIndex(e.data.device)]!;
+      d.cutOff = true;
+      // Losing service is a change the device now waits on.
+      if (d.since === null && !d.settled) d.since = e.at;
+      break;
+    }
+    case 'DeviceConverged': {
+      const d = state.devices[deviceIndex(e.data.device)]!;
+      d.since = null;
+      settle(state, d, true);
+      break;
+    }
+    case 'DeviceStranded':
+      if (e.data.reason !== 'migrationFailed' && e.data.reason !== 'pendingAtHorizon') {
+        settle(state, state.devices[deviceIndex(e.data.device)]!, false);
+      }
+      break;
+    default:
+      return exhaustive(e);
+  }
+  return state;
+}
+
+function exhaustive(e: never): never {
+  throw new Error(`unhandled event ${(e as DomainEvent).type}`);
+}
+
+function addHolders(state: EngineState, srpId: string, delta: number): void {
+  state.srpHolders.set(srpId, (state.srpHolders.get(srpId) ?? 0) + delta);
+}
+
+function joinPhase(state: EngineState, device: number, at: number): void {
+  const phase = state.phases[state.phases.length - 1];
+  const d = state.devices[device]!;
+  d.since = at;
+  if (!phase) return;
+  d.phase = phase.phase;
+  phase.movable++;
+}
+
+function settle(state: EngineState, d: DeviceState, converged: boolean): void {
+  const phase = state.phases[d.phase - 1];
+  if (!d.settled) {
+    d.settled = true;
+    if (phase) phase.settled++;
+  }
+  if (converged) {
+    if (d.stranded && phase) phase.stranded--;
+    d.stranded = false;
+    if (phase) phase.converged++;
+  } else if (!d.stranded) {
+    d.stranded = true;
+    if (phase) phase.stranded++;
+  }
+}
+
+function release(state: EngineState, push: PushState): void {
+  if (push.released) return;
+  push.released = true;
+  state.jobs[push.job]!.open--;
+}
+
+function compactQueue(service: PolicyServiceState): void {
+  if (service.queueHead > 4096 && service.queueHead * 2 > service.queue.length) {
+    service.queue = service.queue.slice(service.queueHead);
+    service.queueHead = 0;
+  }
+}
+
+function isStopWindow(state: EngineState): boolean {
+  const plan = state.plan;
+  return (plan.kind === 'collapse' || plan.kind === 'bigBang') && state.now < plan.at + plan.stopWindow;
+}
+
+// ---------------------------------------------------------------------------------------------
+// decide
+
+/** Emits facts (applying each with evolve) and schedules the commands they set in motion. */
+class Decider {
+  readonly events: DomainEvent[] = [];
+  readonly scheduled: Scheduled[] = [];
+
+  constructor(
+    readonly state: EngineState,
+    readonly at: number,
+    readonly ctx: DecideContext,
+  ) {}
+
+  emit<T extends EventType>(type: T, key: string, data: EventData[T]): void {
+    const e = event(type, key, this.at, data);
+    evolve(this.state, e);
+    this.events.push(e);
+  }
+
+  /** Virtual time is whole milliseconds: rounding up keeps causes before effects and 60 s windows exact. */
+  schedule(at: number, command: Command): void {
+    this.scheduled.push({ at: Math.ceil(at), command });
+  }
+
+  get scenario(): Scenario {
+    return this.state.scenario;
+  }
+
+  deviceRng(device: number): Rng {
+    const d = this.state.devices[device]!;
+    d.rng ??= this.ctx.random.stream(`device:${pinOf(device)}:work`);
+    return d.rng;
+  }
+}
+
+export function decide(state: EngineState, command: Command, at: number, ctx: DecideContext): Decision {
+  const d = new Decider(state, at, ctx);
+  if (state.finished) return d;
+  handlers[command.type](d, command as never);
+  return d;
+}
+
+type Handlers = { [K in Command['type']]: (d: Decider, c: Extract<Command, { type: K }>) => void };
+
+const handlers: Handlers = {
+  StartRun(d) {
+    const { state, scenario } = d;
+    const plan = state.plan;
+    d.emit('RunStarted', state.planName, {
+      scenario: scenario.name,
+      plan: state.planName,
+      planKind: plan.kind,
+      seed: scenario.seed,
+      horizonMs: scenario.horizon,
+      planSpec: plan,
+      throttle: scenario.domain.throttle,
+      slos: scenario.slos,
+    });
+    const versions: Record<string, number> = {};
+    let alwaysOnline = 0;
+    for (const device of state.fleet.devices) {
+      const v = String(device.softwareVersion);
+      versions[v] = (versions[v] ?? 0) + 1;
+      if (!device.coverage) alwaysOnline++;
+    }
+    d.emit('FleetProvisioned', scenario.name, {
+      users: state.fleet.users.length,
+      devices: state.fleet.devices.length,
+      instances: scenario.domain.instances.map((i) => ({
+        id: i.id,
+        srpId: i.srpId,
+        users: state.fleet.instanceUsers.get(i.id)?.length ?? 0,
+      })),
+      softwareVersions: versions,
+      problemAccounts: state.accountProblems.size,
+      alwaysOnline,
+    });
+    switch (plan.kind) {
+      case 'collapse':
+      case 'bigBang':
+        d.schedule(plan.at, { type: 'StartCollapse' });
+        break;
+      case 'phased':
+        d.schedule(plan.at, { type: 'StartPhase', phase: 1 });
+        break;
+      case 'itPolicyChange':
+        d.schedule(plan.at, { type: 'ChangeItPolicy' });
+        break;
+      case 'activationStorm':
+        scheduleActivations(d, plan);
+        break;
+    }
+  },
+
+  StartCollapse(d) {
+    const { state } = d;
+    const plan = state.plan as Extract<Plan, { kind: 'collapse' | 'bigBang' }>;
+    const users = state.moveOrder;
+    d.emit('ServiceStopped', state.planName, { instances: state.sources, users: users.length });
+    const targets = assignTargets(d, users);
+    d.emit('PhaseStarted', 'phase-1', { phase: 1, users: users.length, into: distinct(targets) });
+    users.forEach((user, i) => moveUser(d, user, targets[i]!));
+    d.schedule(plan.at + plan.stopWindow, { type: 'ResumeService' });
+    checkPhaseConverged(d, 1);
+  },
+
+  ResumeService(d) {
+    const { state } = d;
+    const moved = state.stoppedMoves;
+    d.emit('ServiceResumed', state.planName, { instances: state.sources, users: moved.length });
+    for (const id of state.sources) {
+      const inst = state.instances.get(id)!;
+      if (inst.live) d.emit('InstanceDecommissioned', id, { instance: id, srpId: inst.srpId });
+    }
+    for (const user of moved) scheduleDetection(d, user);
+  },
+
+  StartPhase(d, c) {
+    const { state } = d;
+    const plan = state.plan as Extract<Plan, { kind: 'phased' }>;
+    const users = state.moveOrder.slice(state.moveCursor, state.moveCursor + plan.size);
+    if (users.length === 0) return;
+    const targets = assignTargets(d, users);
+    d.emit('PhaseStarted', `phase-${c.phase}`, {
+      phase: c.phase,
+      users: users.length,
+      into: distinct(targets),
+    });
+    users.forEach((user, i) => {
+      moveUser(d, user, targets[i]!);
+      if (!state.users[user]!.moveFailed) scheduleDetection(d, user);
+    });
+    for (const id of state.sources) {
+      const inst = state.instances.get(id)!;
+      if (inst.live && inst.users === 0)
+        d.emit('InstanceDecommissioned', id, { instance: id, srpId: inst.srpId });
+    }
+    if (state.moveCursor < state.moveOrder.length) {
+      if (plan.gate)
+        d.schedule(d.at + (plan.every ?? plan.gateCheckEvery), { type: 'CheckGate', phase: c.phase });
+      else d.schedule(d.at + plan.every!, { type: 'StartPhase', phase: c.phase + 1 });
+    }
+    checkPhaseConverged(d, c.phase);
+  },
+
+  CheckGate(d, c) {
+    const { state } = d;
+    const plan = state.plan as Extract<Plan, { kind: 'phased' }>;
+    const gate = plan.gate!;
+    let passed: boolean;
+    let value: number;
+    switch (gate.kind) {
+      case 'converged':
+        passed = state.phases[c.phase - 1]!.convergedEmitted;
+        value = state.phases[c.phase - 1]!.settled;
+        break;
+      case 'queueBelow':
+        value = domainQueueDepth(state);
+        passed = value < gate.depth;
+        break;
+      case 'p95Below': {
+        value = recentP95(state, d.at - gate.window);
+        passed = value < gate.latency || (value === 0 && domainQueueDepth(state) === 0);
+        break;
+      }
+    }
+    d.emit('GateChecked', `phase-${c.phase}`, { phase: c.phase, passed, value });
+    if (passed) d.schedule(d.at, { type: 'StartPhase', phase: c.phase + 1 });
+    else d.schedule(d.at + plan.gateCheckEvery, { type: 'CheckGate', phase: c.phase });
+  },
+
+  DetectMove(d, c) {
+    const user = c.user;
+    const software = d.state.fleet.devices[user]!.softwareVersion;
+    // D: a moved user gets new service books and IT policy; 4.0+ devices also a wireless data sync.
+    const kinds: PushKind[] =
+      software >= 4 ? ['itPolicy', 'serviceBooks', 'dataSync'] : ['itPolicy', 'serviceBooks'];
+    queueJob(d, user, d.state.users[user]!.instance, kinds, 'move', false);
+  },
+
+  ChangeItPolicy(d) {
+    const { state } = d;
+    const users = state.moveOrder;
+    d.emit('ItPolicyChanged', state.planName, { instances: state.sources, users: users.length });
+    d.emit('PhaseStarted', 'phase-1', { phase: 1, users: users.length, into: state.sources });
+    const delay = sample(d.scenario.domain.policyDetectionDelay, d.ctx.random.stream('plan:policyDetection'));
+    d.schedule(d.at + delay, { type: 'QueueItPolicyJobs' });
+  },
+
+  QueueItPolicyJobs(d) {
+    for (const user of d.state.moveOrder)
+      queueJob(d, user, d.state.users[user]!.instance, ['itPolicy'], 'itPolicy', false);
+    checkPhaseConverged(d, 1);
+  },
+
+  RequestActivation(d, c) {
+    const { state } = d;
+    const user = c.user;
+    if (state.phases.length === 0) d.emit('PhaseStarted', 'phase-1', { phase: 1, users: 0, into: [] });
+    const instance = state.users[user]!.instance;
+    const ids = { user: userIdOf(user), device: pinOf(user), instance };
+    d.emit('ActivationRequested', ids.user, ids);
+    if (state.fleet.devices[user]!.softwareVersion < 4) {
+      // D: wireless enterprise activation needs device software 4.0+.
+      d.emit('ActivationFailed', ids.user, { user: ids.user, device: ids.device, reason: 'softwareTooOld' });
+      d.emit('DeviceStranded', ids.device, {
+        device: ids.device,
+        user: ids.user,
+        reason: 'activationFailed',
+      });
+      checkPhaseConverged(d, 1);
+      return;
+    }
+    startWaitingActivations(d, instance);
+  },
+
+  FinishHandshake(d, c) {
+    const user = c.user;
+    const instance = d.state.users[user]!.instance;
+    const job = queueJob(
+      d,
+      user,
+      instance,
+      ['activation', 'itPolicy', 'serviceBooks', 'dataSync'],
+      'activation',
+      true,
+    );
+    dispatchJob(d, job, false);
+    startWaitingActivations(d, instance);
+  },
+
+  PlanMinute(d, c) {
+    const { state } = d;
+    const service = state.instances.get(c.instance)!.service;
+    if (service.planTimer !== d.at) return; // superseded
+    const queued = service.queue.length - service.queueHead;
+    let busy = 0;
+    for (const inst of state.instances.values())
+      if (inst.service.queue.length > inst.service.queueHead) busy++;
+    const jobs = jobsForMinute(queued, busy, d.scenario.domain.throttle);
+    d.emit('ThrottleMinutePlanned', c.instance, {
+      instance: c.instance,
+      minute: Math.floor(d.at / MINUTE_MS),
+      jobs,
+      queued,
+      inProcess: service.inProcess,
+    });
+    for (const offset of slotOffsets(jobs))
+      d.schedule(d.at + offset, { type: 'DispatchSlot', instance: c.instance, deferred: false });
+    if (service.planTimer !== null)
+      d.schedule(service.planTimer, { type: 'PlanMinute', instance: c.instance });
+  },
+
+  DispatchSlot(d, c) {
+    const { state } = d;
+    const service = state.instances.get(c.instance)!.service;
+    if (service.queue.length === service.queueHead) return;
+    if (c.deferred && service.deferredSlots === 0) return; // the minute that owned it is over
+    const inProcessLimit = d.scenario.domain.throttle.inProcessJobs;
+    if (inProcessLimit !== null && service.inProcess >= inProcessLimit) {
+      if (!c.deferred)
+        d.emit('DispatchDeferred', c.instance, { instance: c.instance, reason: 'inProcess', retryAt: null });
+      return;
+    }
+    const earliest = Math.max(
+      service.window?.earliestStart(d.at) ?? d.at,
+      state.domainWindow?.earliestStart(d.at) ?? d.at,
+    );
+    if (earliest > d.at) {
+      if (!c.deferred)
+        d.emit('DispatchDeferred', c.instance, { instance: c.instance, reason: 'window', retryAt: earliest });
+      d.schedule(earliest, { type: 'DispatchSlot', instance: c.instance, deferred: true });
+      return;
+    }
+    dispatchJob(d, service.queue[service.queueHead]!, c.deferred);
+  },
+
+  ReachRelay(d, c) {
+    const { state, scenario } = d;
+    const push = state.pushes[c.push]!;
+    if (push.status !== 'processing') return;
+    const device = state.devices[push.device]!;
+    const pin = pinOf(push.device);
+    const instance = state.instances.get(state.jobs[push.job]!.instance)!;
+    if (device.cutOff || state.disabledSrp.has(instance.srpId)) {
+      retryOrExpire(d, push, 'deviceCutOff');
+      return;
+    }
+    if (needsCradle(state.fleet.devices[push.device]!.softwareVersion, push.kind)) {
+      const first = device.cradleAt === null;
+      const cradleAt = device.cradleAt ?? Math.ceil(d.at + state.fleet.devices[push.device]!.recradleDelayMs);
+      d.emit('PushAwaitingCradle', pin, { push: push.id, device: pin, kind: push.kind, cradleAt });
+      if (first) d.schedule(cradleAt, { type: 'Cradle', device: push.device });
+      afterRelease(d, push);
+      return;
+    }
+    const coverage = state.fleet.devices[push.device]!.coverage;
+    if (!coverage || coverage.isOnline(d.at)) {
+      deliver(d, push);
+      return;
+    }
+    const relay = scenario.engine.relay;
+    if (device.relayHeld >= relay.maxItems) {
+      retryOrExpire(d, push, 'relayFull');
+      return;
+    }
+    const back = coverage.nextOnlineAt(d.at);
+    const deliverAt = back - d.at <= relay.maxHold ? back : null;
+    d.emit('PushHeldAtRelay', pin, {
+      push: push.id,
+      device: pin,
+      heldItems: device.relayHeld + 1,
+      deliverAt,
+    });
+    if (deliverAt === null) d.schedule(d.at + relay.maxHold, { type: 'RelayDrop', push: push.id });
+    else d.schedule(deliverAt, { type: 'RelayDeliver', push: push.id });
+    afterRelease(d, push);
+  },
+
+  RelayDeliver(d, c) {
+    const push = d.state.pushes[c.push]!;
+    if (push.status !== 'heldAtRelay') return;
+    const device = d.state.devices[push.device]!;
+    if (device.coverageAnnouncedAt !== d.at) {
+      const pin = pinOf(push.device);
+      d.emit('DeviceCoverageChanged', pin, { device: pin, online: true });
+    }
+    deliver(d, push);
+  },
+
+  RelayDrop(d, c) {
+    const push = d.state.pushes[c.push]!;
+    if (push.status === 'heldAtRelay') retryOrExpire(d, push, 'relayExpired');
+  },
+
+  Acknowledge(d, c) {
+    const push = d.state.pushes[c.push]!;
+    if (push.status !== 'delivered') return;
+    acknowledge(d, push, 'wireless');
+    afterRelease(d, push);
+  },
+
+  Resend(d, c) {
+    const { state, scenario } = d;
+    const push = state.pushes[c.push]!;
+    if (push.status !== 'awaitingRetry') return;
+    const pin = pinOf(push.device);
+    if (d.at >= push.firstDispatchAt + scenario.engine.pushExpiry) {
+      d.emit('PushExpired', pin, { push: push.id, device: pin, kind: push.kind, queuedAt: push.queuedAt });
+      settleDevice(d, push.device);
+      return;
+    }
+    d.emit('PushResent', pin, { push: push.id, device: pin, attempt: push.attempts + 1 });
+    d.schedule(d.at + sample(scenario.engine.serverProcessing, d.deviceRng(push.device)), {
+      type: 'ReachRelay',
+      push: push.id,
+    });
+  },
+
+  Cradle(d, c) {
+    const { state } = d;
+    const device = c.device;
+    const pin = pinOf(device);
+    d.emit('DeviceCradled', pin, { device: pin, user: userIdOf(device) });
+    for (const p of state.devices[device]!.pushes) {
+      const push = state.pushes[p]!;
+      if (push.status === 'awaitingCradle') acknowledge(d, push, 'cradle');
+    }
+    settleDevice(d, device);
+  },
+
+  FinishRun(d, c) {
+    const { state } = d;
+    for (let i = 0; i < state.devices.length; i++) {
+      const device = state.devices[i]!;
+      if (device.since === null || device.settled) continue;
+      const pin = pinOf(i);
+      d.emit('DeviceStranded', pin, { device: pin, user: userIdOf(i), reason: strandedReason(state, i) });
+    }
+    d.emit('RunCompleted', state.planName, { pendingPushes: pendingPushes(state), reason: c.reason });
+  },
+};
+
+// ---------------------------------------------------------------------------------------------
+// shared steps
+
+function scheduleActivations(d: Decider, plan: Extract<Plan, { kind: 'activationStorm' }>): void {
+  const users = d.state.fleet.users.length;
+  const n = Math.min(plan.activations, users);
+  const rng = d.ctx.random.stream('plan:activations');
+  // Poisson arrivals conditioned on n in the window are the order statistics of n uniforms:
+  // normalised cumulative exponential gaps give them in order without a sort.
+  const gaps: number[] = [];
+  let total = 0;
+  for (let i = 0; i <= n; i++) {
+    const gap = plan.arrivals === 'poisson' ? -Math.log(1 - rng.next()) : 1;
+    gaps.push(gap);
+    total += gap;
+  }
+  let cumulative = 0;
+  for (let i = 0; i < n; i++) {
+    cumulative += gaps[i]!;
+    const at =
+      plan.at + (plan.arrivals === 'poisson' ? (cumulative / total) * plan.window : (i * plan.window) / n);
+    d.schedule(at, { type: 'RequestActivation', user: Math.floor((i * users) / n) });
+  }
+}
+
+function startWaitingActivations(d: Decider, instance: string): void {
+  const { state, scenario } = d;
+  const service = state.instances.get(instance)!.service;
+  const limits = scenario.engine.activation;
+  while (
+    service.activeActivations < limits.concurrency &&
+    service.activationHead < service.activationQueue.length
+  ) {
+    const user = service.activationQueue[service.activationHead]!;
+    const ids = { user: userIdOf(user), device: pinOf(user), instance };
+    const requestedAt = state.devices[user]!.activationRequestedAt!;
+    if (d.at - requestedAt > limits.passwordLifetime) {
+      d.emit('ActivationFailed', ids.user, { user: ids.user, device: ids.device, reason: 'passwordExpired' });
+      d.emit('DeviceStranded', ids.device, {
+        device: ids.device,
+        user: ids.user,
+        reason: 'activationFailed',
+      });
+      checkPhaseConverged(d, 1);
+      continue;
+    }
+    d.emit('ActivationStarted', ids.user, ids);
+    d.schedule(d.at + sample(limits.handshake, d.deviceRng(user)), { type: 'FinishHandshake', user });
+  }
+}
+
+/** Target instance per user: an existing instance, or new instances filled to capacity in order. */
+function assignTargets(d: Decider, users: readonly number[]): string[] {
+  const { state, scenario } = d;
+  const plan = state.plan as Extract<Plan, { kind: 'collapse' | 'bigBang' | 'phased' }>;
+  if (typeof plan.into === 'string') return users.map(() => plan.into as string);
+  const spec = plan.into.newInstances;
+  const capacity = scenario.domain.usersPerInstance;
+  const targets: string[] = [];
+  let current = state.newInstances > 0 ? newInstanceId(spec, state.newInstances) : null;
+  let room = current ? capacity - state.instances.get(current)!.users : 0;
+  for (let i = 0; i < users.length; i++) {
+    if (room <= 0) {
+      const k = state.newInstances + 1;
+      current = newInstanceId(spec, k);
+      provisionInstance(d, current, spec.instances?.[k - 1]?.srpId ?? String(spec.srpIdBase + k));
+      room = capacity;
+    }
+    targets.push(current!);
+    room--;
+  }
+  return targets;
+}
+
+function newInstanceId(spec: { instances?: Array<{ id: string }>; idPrefix: string }, k: number): string {
+  return spec.instances?.[k - 1]?.id ?? `${spec.idPrefix}${String(k).padStart(2, '0')}`;
+}
+
+/**
+ * A new server goes live with an SRP id. If any device still holds that id (an old instance's id
+ * in quiet use), the relay sees two servers on one SRP id and disables it: every device on it
+ * stops communicating.
+ */
+function provisionInstance(d: Decider, id: string, srpId: string): void {
+  const { state } = d;
+  const holding = state.srpHolders.get(srpId) ?? 0;
+  const liveSharing = [...state.instances.values()]
+    .filter((i) => i.live && i.srpId === srpId)
+    .map((i) => i.id);
+  d.emit('InstanceProvisioned', id, { instance: id, srpId, newServer: true });
+  if (holding <= 0 && liveSharing.length === 0) return;
+  d.emit('SrpConflictDetected', `srp-${srpId}`, {
+    srpId,
+    instance: id,
+    devicesHolding: Math.max(0, holding),
+    heldBy: liveSharing,
+  });
+  state.devices.forEach((device, i) => {
+    if (device.srpId === srpId && !device.cutOff) {
+      const pin = pinOf(i);
+      d.emit('DeviceCutOff', pin, { device: pin, user: userIdOf(i), srpId });
+      if (!device.settled) {
+        d.emit('DeviceStranded', pin, { device: pin, user: userIdOf(i), reason: 'srpDisabled' });
+      }
+    }
+  });
+}
+
+function moveUser(d: Decider, user: number, to: string): void {
+  const { state } = d;
+  const from = state.users[user]!.instance;
+  const ids = { user: userIdOf(user), device: pinOf(user), from, to };
+  d.emit('UserMoveRequested', ids.user, { ...ids, phase: state.phases.length });
+  const problem = state.accountProblems.get(user);
+  if (problem) {
+    d.emit('UserMoveFailed', ids.user, { ...ids, reason: problem });
+    d.emit('DeviceStranded', ids.device, { device: ids.device, user: ids.user, reason: 'migrationFailed' });
+  } else {
+    d.emit('UserMoved', ids.user, ids);
+  }
+}
+
+/** The next poll of the mailbox-move detector at or after now (polls run from time 0). */
+function scheduleDetection(d: Decider, user: number): void {
+  const poll = d.scenario.domain.moveDetectionPoll;
+  const at = poll > 0 ? Math.ceil(d.at / poll) * poll : d.at;
+  d.schedule(at, { type: 'DetectMove', user });
+}
+
+function queueJob(
+  d: Decider,
+  user: number,
+  instance: string,
+  kinds: readonly PushKind[],
+  cause: EventData['JobQueued']['cause'],
+  bypassThrottle: boolean,
+): number {
+  const { state, scenario } = d;
+  const rng = d.deviceRng(user);
+  const job = state.jobs.length;
+  let pushId = state.pushes.length;
+  const pushes: QueuedPush[] = kinds.map((kind) => ({
+    push: pushId++,
+    kind,
+    bytes: Math.round(sample(scenario.pushes[kind], rng)),
+  }));
+  const service = state.instances.get(instance)!.service;
+  const wasIdle = service.planTimer === null;
+  d.emit('JobQueued', `job-${job}`, {
+    job,
+    user: userIdOf(user),
+    device: pinOf(user),
+    instance,
+    pushes,
+    bypassThrottle,
+    cause,
+  });
+  if (!bypassThrottle && wasIdle) d.schedule(service.planTimer!, { type: 'PlanMinute', instance });
+  return job;
+}
+
+function dispatchJob(d: Decider, jobId: number, fromDeferredSlot: boolean): void {
+  const { state, scenario } = d;
+  const job = state.jobs[jobId]!;
+  d.emit('JobDispatched', `job-${jobId}`, {
+    job: jobId,
+    instance: job.instance,
+    queuedAt: job.queuedAt,
+    fromDeferredSlot,
+  });
+  // The server prepares a job's pushes one after another.
+  const rng = d.deviceRng(job.user);
+  let ready = d.at;
+  for (const push of job.pushes) {
+    ready += sample(scenario.engine.serverProcessing, rng);
+    d.schedule(ready, { type: 'ReachRelay', push });
+  }
+}
+
+/** Wireless transfer: one round trip per 64 KB packet (D: packets are capped at 64 KB) plus serialisation time. */
+export function transferMs(bytes: number, bandwidthKbps: number, rttMs: number): number {
+  const packets = Math.max(1, Math.ceil(bytes / 65_536));
+  return packets * rttMs + (bytes * 8) / bandwidthKbps;
+}
+
+function deliver(d: Decider, push: PushState): void {
+  const device = d.state.fleet.devices[push.device]!;
+  const pin = device.pin;
+  // The acknowledgement travels back over the same link: half a round trip.
+  const ackAt = Math.ceil(
+    d.at + transferMs(push.bytes, device.bandwidthKbps, device.rttMs) + device.rttMs / 2,
+  );
+  d.emit('PushDelivered', pin, { push: push.id, device: pin, ackAt });
+  d.schedule(ackAt, { type: 'Acknowledge', push: push.id });
+}
+
+function acknowledge(d: Decider, push: PushState, via: 'wireless' | 'cradle'): void {
+  const { state } = d;
+  const pin = pinOf(push.device);
+  d.emit('PushAcknowledged', pin, {
+    push: push.id,
+    device: pin,
+    kind: push.kind,
+    queuedAt: push.queuedAt,
+    via,
+  });
+  if (push.kind === 'serviceBooks') {
+    // New service books carry the instance's SRP id: from now on the device uses it.
+    const device = state.devices[push.device]!;
+    const srpId = state.instances.get(state.jobs[push.job]!.instance)!.srpId;
+    if (device.srpId !== srpId)
+      d.emit('DeviceSrpChanged', pin, { device: pin, from: device.srpId, to: srpId });
+  }
+}
+
+function retryOrExpire(d: Decider, push: PushState, reason: EventData['PushRetryScheduled']['reason']): void {
+  const { scenario } = d;
+  const pin = pinOf(push.device);
+  const expireAt = push.firstDispatchAt + scenario.engine.pushExpiry;
+  const retryAt = Math.min(d.at + scenario.engine.resendInterval, expireAt);
+  d.emit('PushRetryScheduled', pin, { push: push.id, device: pin, retryAt, reason });
+  d.schedule(retryAt, { type: 'Resend', push: push.id });
+  if (reason === 'deviceCutOff' && !d.state.devices[push.device]!.stranded) {
+    d.emit('DeviceStranded', pin, { device: pin, user: userIdOf(push.device), reason: 'srpDisabled' });
+  }
+  afterRelease(d, push);
+}
+
+/** After a push leaves the Policy Service's hands: complete its job, maybe settle its device. */
+function afterRelease(d: Decider, push: PushState): void {
+  const { state } = d;
+  const job = state.jobs[push.job]!;
+  if (job.open === 0 && !job.completed) {
+    let parked = 0;
+    for (const p of job.pushes) {
+      const s = state.pushes[p]!.status;
+      if (s === 'heldAtRelay' || s === 'awaitingRetry' || s === 'awaitingCradle') parked++;
+    }
+    d.emit('JobCompleted', `job-${job.id}`, { job: job.id, instance: job.instance, parked });
+    const service = state.instances.get(job.instance)!.service;
+    if (!job.bypass && service.deferredSlots > 0)
+      d.schedule(d.at, { type: 'DispatchSlot', instance: job.instance, deferred: true });
+  }
+  settleDevice(d, push.device);
+}
+
+/** A device with nothing left in flight has converged (all acknowledged) or is stranded. */
+function settleDevice(d: Decider, device: number): void {
+  const { state } = d;
+  const s = state.devices[device]!;
+  if (s.since === null) return;
+  const pin = pinOf(device);
+  const user = userIdOf(device);
+  if (s.open === 0) {
+    if (s.expired === 0 && !s.cutOff) {
+      d.emit('DeviceConverged', pin, { device: pin, user, since: s.since });
+      if (s.activationRequestedAt !== null) {
+        d.emit('ActivationCompleted', user, { user, device: pin, requestedAt: s.activationRequestedAt });
+      }
+    } else if (!s.stranded) {
+      d.emit('DeviceStranded', pin, { device: pin, user, reason: s.cutOff ? 'srpDisabled' : 'expired' });
+    }
+  } else if (!s.stranded && s.open === s.awaitingCradle) {
+    d.emit('DeviceStranded', pin, { device: pin, user, reason: 'needsCradle' });
+  }
+  checkPhaseConverged(d, s.phase);
+}
+
+function checkPhaseConverged(d: Decider, phaseNumber: number): void {
+  const phase = d.state.phases[phaseNumber - 1];
+  if (!phase || phase.convergedEmitted) return;
+  const plan = d.state.plan;
+  const share = plan.kind === 'phased' && plan.gate?.kind === 'converged' ? plan.gate.share : 1;
+  if (phase.settled < Math.ceil(share * phase.movable)) return;
+  if (
+    plan.kind === 'activationStorm' &&
+    phase.movable < Math.min(plan.activations, d.state.fleet.users.length)
+  ) {
+    return; // more activations are still to arrive
+  }
+  d.emit('PhaseConverged', `phase-${phase.phase}`, {
+    phase: phase.phase,
+    users: phase.users,
+    converged: phase.converged,
+    stranded: phase.stranded,
+    startedAt: phase.startedAt,
+  });
+}
+
+/** D: service books and data need 4.0+ over the air; IT policy needs 3.6+ (Java devices). */
+export function needsCradle(softwareVersion: number, kind: PushKind): boolean {
+  if (kind === 'itPolicy') return softwareVersion < 3.6;
+  if (kind === 'serviceBooks' || kind === 'dataSync') return softwareVersion < 4;
+  return false;
+}
+
+function strandedReason(state: EngineState, device: number): StrandedReason {
+  const s = state.devices[device]!;
+  if (s.cutOff) return 'srpDisabled';
+  if (s.awaitingCradle > 0) return 'needsCradle';
+  if (s.relayHeld > 0) return 'outOfCoverage';
+  for (const p of s.pushes) {
+    if (state.pushes[p]!.status === 'awaitingRetry') return 'outOfCoverage';
+  }
+  return 'pendingAtHorizon';
+}
+
+function recentP95(state: EngineState, since: number): number {
+  const acks = state.acks;
+  let lo = 0;
+  let hi = acks.at.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (acks.at[mid]! < since) lo = mid + 1;
+    else hi = mid;
+  }
+  const window = acks.latencyMs.slice(lo).sort((a, b) => a - b);
+  if (window.length === 0) return 0;
+  return window[Math.min(window.length - 1, Math.floor(0.95 * window.length))]!;
+}
+
+function distinct(values: readonly string[]): string[] {
+  return [...new Set(values)];
+}

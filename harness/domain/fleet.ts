@@ -1,0 +1,232 @@
+import type { Distribution, Scenario } from '../scenario/schema.ts';
+import { mean, pickIndex, sample } from './distributions.ts';
+import type { AccountProblem } from './events.ts';
+import type { RandomSource, Rng } from './random.ts';
+
+export interface User {
+  index: number;
+  id: string;
+  mailbox: string;
+  smtpAddress: string;
+  /** False when the account's configuration-database record is missing (an orphaned account). */
+  hasConfigRecord: boolean;
+  instance: string;
+  itPolicy: string;
+}
+
+export interface Device {
+  index: number;
+  pin: string;
+  user: number;
+  softwareVersion: number;
+  /** The SRP id the device currently holds (from its last service books). */
+  srpId: string;
+  bandwidthKbps: number;
+  rttMs: number;
+  linkProfile: string;
+  wirelessBackup: boolean;
+  /** Null for devices that never leave coverage. */
+  coverage: CoverageTimeline | null;
+  /** How long after it first needs one the user re-cradles the device. */
+  recradleDelayMs: number;
+}
+
+export interface Fleet {
+  users: User[];
+  devices: Device[];
+  /** Users per instance id, in scenario order. */
+  instanceUsers: Map<string, number[]>;
+  /** Accounts the generator deliberately damaged: the ground truth preview must find. */
+  plantedProblems: Map<number, AccountProblem>;
+}
+
+const PROBLEMS: readonly AccountProblem[] = [
+  'mailboxNotFound',
+  'duplicateSmtpAddress',
+  'orphanedConfigRecord',
+];
+
+/** The device PIN for user index i: 8 hex digits, as BlackBerry PINs are. */
+export function pinOf(index: number): string {
+  return (0x20000000 + index).toString(16).toUpperCase();
+}
+
+export function userIdOf(index: number): string {
+  return `u${String(index).padStart(6, '0')}`;
+}
+
+/**
+ * Generates users and devices from the scenario's fleet spec. Each user draws from its own
+ * stream, so user i is the same in every plan and does not depend on how many users follow it.
+ */
+export function generateFleet(scenario: Scenario, random: RandomSource): Fleet {
+  const spec = scenario.fleet;
+  const instances = scenario.domain.instances;
+  const counts = usersPerInstance(scenario);
+  const versions = Object.keys(spec.softwareVersions);
+  const versionWeights = Object.values(spec.softwareVersions);
+  const linkWeights = spec.link.map((l) => l.share);
+  const users: User[] = new Array(spec.users);
+  const devices: Device[] = new Array(spec.users);
+  const instanceUsers = new Map<string, number[]>();
+  const plantedProblems = new Map<number, AccountProblem>();
+
+  let index = 0;
+  instances.forEach((inst, k) => {
+    const members: number[] = [];
+    instanceUsers.set(inst.id, members);
+    for (let n = 0; n < counts[k]!; n++, index++) {
+      const rng = random.stream(`user:${index}`);
+      const id = userIdOf(index);
+      const user: User = {
+        index,
+        id,
+        mailbox: `${id}@corp.example`,
+        smtpAddress: `${id}@corp.example`,
+        hasConfigRecord: true,
+        instance: inst.id,
+        itPolicy: 'Default',
+      };
+      if (rng.next() < spec.problemAccountShare) {
+        const problem = PROBLEMS[Math.floor(rng.next() * PROBLEMS.length)]!;
+        if (problem === 'duplicateSmtpAddress' && index === 0) {
+          user.mailbox = ''; // nobody before user 0 to collide with
+          plantedProblems.set(index, 'mailboxNotFound');
+        } else {
+          plant(user, problem, users);
+          plantedProblems.set(index, problem);
+        }
+      }
+      const link = spec.link[pickIndex(linkWeights, spec.link.length, rng)]!;
+      const software = Number(versions[pickIndex(versionWeights, versions.length, rng)]);
+      const alwaysOnline = rng.next() < spec.coverage.alwaysOnlineShare;
+      const device: Device = {
+        index,
+        pin: pinOf(index),
+        user: index,
+        softwareVersion: software,
+        srpId: inst.srpId,
+        bandwidthKbps: Math.max(1, sample(link.bandwidthKbps, rng)),
+        rttMs: sample(link.rttMs, rng),
+        linkProfile: link.name,
+        wirelessBackup: rng.next() < spec.wirelessBackupShare,
+        coverage: null,
+        recradleDelayMs: sample(spec.recradleDelay, rng),
+      };
+      if (!alwaysOnline) {
+        device.coverage = new CoverageTimeline(
+          spec.coverage.online,
+          spec.coverage.offline,
+          random.stream(`device:${device.pin}:coverage`),
+        );
+      }
+      users[index] = user;
+      devices[index] = device;
+      members.push(index);
+    }
+  });
+  return { users, devices, instanceUsers, plantedProblems };
+}
+
+function plant(user: User, problem: AccountProblem, earlier: User[]): void {
+  switch (problem) {
+    case 'mailboxNotFound':
+      user.mailbox = '';
+      return;
+    case 'duplicateSmtpAddress':
+      user.smtpAddress = earlier[user.index - 1]!.smtpAddress;
+      return;
+    case 'orphanedConfigRecord':
+      user.hasConfigRecord = false;
+      return;
+  }
+}
+
+/** Users on each instance: explicit counts first, the rest spread evenly over the others. */
+export function usersPerInstance(scenario: Scenario): number[] {
+  const instances = scenario.domain.instances;
+  const explicit = instances.reduce((n, i) => n + (i.users ?? 0), 0);
+  const open = instances.filter((i) => i.users === undefined).length;
+  const rest = scenario.fleet.users - explicit;
+  let given = 0;
+  let openSeen = 0;
+  return instances.map((inst) => {
+    if (inst.users !== undefined) return inst.users;
+    openSeen++;
+    const share = openSeen === open ? rest - given : Math.floor(rest / open);
+    given += share;
+    return share;
+  });
+}
+
+/**
+ * What the move tool's account check finds wrong with each account: the same function serves
+ * preview and the real move, so preview predicts exactly the accounts a move will leave behind.
+ */
+export function findAccountProblems(users: readonly User[]): Map<number, AccountProblem> {
+  const found = new Map<number, AccountProblem>();
+  const seenSmtp = new Set<string>();
+  for (const user of users) {
+    if (user.mailbox === '') found.set(user.index, 'mailboxNotFound');
+    else if (!user.hasConfigRecord) found.set(user.index, 'orphanedConfigRecord');
+    else if (seenSmtp.has(user.smtpAddress)) found.set(user.index, 'duplicateSmtpAddress');
+    seenSmtp.add(user.smtpAddress);
+  }
+  return found;
+}
+
+/**
+ * A device's alternating in/out-of-coverage stretches, drawn lazily from the device's own
+ * stream. The sequence of stretches is fixed by the stream, so asking about any time, in any
+ * order, gives the same answer: it memoises a deterministic function, it is not mutable state.
+ */
+export class CoverageTimeline {
+  /** Times at which coverage flips, ascending; before the first flip the device is `startsOnline`. */
+  private readonly flips: number[] = [];
+  private readonly startsOnline: boolean;
+
+  constructor(
+    private readonly online: Distribution,
+    private readonly offline: Distribution,
+    private readonly rng: Rng,
+  ) {
+    // Start in the stationary state: offline with probability meanOff / (meanOn + meanOff).
+    const meanOn = mean(online);
+    const meanOff = mean(offline);
+    this.startsOnline = this.rng.next() >= meanOff / (meanOn + meanOff);
+    const first = sample(this.startsOnline ? online : offline, this.rng) * this.rng.next();
+    this.flips.push(first);
+  }
+
+  isOnline(at: number): boolean {
+    this.extendPast(at);
+    const flipsSoFar = upperBound(this.flips, at);
+    return (flipsSoFar % 2 === 0) === this.startsOnline;
+  }
+
+  /** The first instant >= `at` at which the device is in coverage. */
+  nextOnlineAt(at: number): number {
+    if (this.isOnline(at)) return at;
+    return this.flips[upperBound(this.flips, at)]!;
+  }
+
+  private extendPast(at: number): void {
+    while (this.flips[this.flips.length - 1]! <= at) {
+      const onlineNext = (this.flips.length % 2 === 0) === this.startsOnline;
+      const stretch = Math.max(1, sample(onlineNext ? this.online : this.offline, this.rng));
+      this.flips.push(this.flips[this.flips.length - 1]! + stretch);
+    }
+  }
+}
+
+/** Number of entries <= value in an ascending array. */
+function upperBound(sorted: readonly number[], value: number): number {
+  let lo = 0;
+  let hi = sorted.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (sorted[mid]! <= value) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}

@@ -1,0 +1,68 @@
+import type { Throttle } from '../scenario/schema.ts';
+
+export const MINUTE_MS = 60_000;
+
+/**
+ * The last `limit` start times. A start at `at` keeps every 60 s window within the limit iff
+ * the limit-th previous start is at least 60 s before it. This is the hard guarantee behind the
+ * Policy Service's even spreading, which on its own can bunch when slots are deferred.
+ */
+export class SlidingWindow {
+  private readonly starts: number[];
+  private head = 0;
+  private filled = 0;
+
+  constructor(readonly limit: number) {
+    this.starts = new Array(limit).fill(0);
+  }
+
+  /** Earliest instant >= at at which one more start fits. */
+  earliestStart(at: number): number {
+    if (this.filled < this.limit) return at;
+    const oldest = this.starts[this.head]!;
+    return Math.max(at, oldest + MINUTE_MS);
+  }
+
+  record(at: number): void {
+    this.starts[this.head] = at;
+    this.head = (this.head + 1) % this.limit;
+    if (this.filled < this.limit) this.filled++;
+  }
+}
+
+/**
+ * How many jobs a Policy Service plans for its next minute (D: it decides how many users to
+ * process in the next 60 s and spreads them evenly). The domain limit is shared evenly among
+ * the Policy Services that have work queued (E: services do not coordinate, so each takes an
+ * equal share of the domain budget).
+ */
+export function jobsForMinute(queued: number, busyServices: number, throttle: Throttle): number {
+  let n = queued;
+  if (throttle.jobsPerMinutePerService !== null) n = Math.min(n, throttle.jobsPerMinutePerService);
+  if (throttle.jobsPerMinuteDomain !== null) {
+    n = Math.min(n, Math.max(1, Math.floor(throttle.jobsPerMinuteDomain / Math.max(1, busyServices))));
+  }
+  return n;
+}
+
+/** Offsets within the minute at which n planned jobs start: equal intervals from the minute's start. */
+export function slotOffsets(n: number): number[] {
+  const offsets = new Array<number>(n);
+  for (let i = 0; i < n; i++) offsets[i] = Math.floor((i * MINUTE_MS) / n);
+  return offsets;
+}
+
+/**
+ * Lower bound on the time to start `jobs` throttled jobs spread over `services` Policy Services
+ * (used by preview). Each service starts at most its per-minute limit; the domain at most its own.
+ */
+export function throttleLowerBoundMs(jobsByService: readonly number[], throttle: Throttle): number {
+  const perService = throttle.jobsPerMinutePerService;
+  const domain = throttle.jobsPerMinuteDomain;
+  const total = jobsByService.reduce((a, b) => a + b, 0);
+  if (total === 0) return 0;
+  let minutes = 0;
+  if (perService !== null) minutes = Math.max(...jobsByService.map((j) => (j - 1) / perService));
+  if (domain !== null) minutes = Math.max(minutes, (total - 1) / domain);
+  return minutes * MINUTE_MS;
+}

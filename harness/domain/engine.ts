@@ -183,6 +183,8 @@ export interface EngineState {
   acks: { at: number[]; latencyMs: number[] };
   /** Users moved during a stop window, waiting for service to resume. */
   stoppedMoves: number[];
+  /** Users moved whose jobs the Policy Service has not created yet: backlog a queue gate must see. */
+  awaitingDetection: number;
   finished: boolean;
 }
 
@@ -231,6 +233,7 @@ export function initialState(scenario: Scenario, planName: string, fleet: Fleet)
     accountProblems: findAccountProblems(fleet.users),
     acks: { at: [], latencyMs: [] },
     stoppedMoves: [],
+    awaitingDetection: 0,
     finished: false,
   };
 }
@@ -358,6 +361,7 @@ export function evolve(state: EngineState, e: DomainEvent): EngineState {
       state.users[user]!.instance = e.data.to;
       joinPhase(state, user, e.at);
       if (isStopWindow(state)) state.stoppedMoves.push(user);
+      state.awaitingDetection++;
       break;
     }
     case 'UserMoveFailed':
@@ -414,6 +418,7 @@ export function evolve(state: EngineState, e: DomainEvent): EngineState {
       d.open += e.data.pushes.length;
       for (const p of e.data.pushes) d.pushes.push(p.push);
       if (e.data.cause === 'itPolicy') joinPhase(state, device, e.at);
+      if (e.data.cause === 'move') state.awaitingDetection--;
       const service = state.instances.get(e.data.instance)!.service;
       if (e.data.cause === 'activation') service.activeActivations--;
       if (!job.bypass) {
@@ -755,7 +760,8 @@ const handlers: Handlers = {
         value = state.phases[c.phase - 1]!.settled;
         break;
       case 'queueBelow':
-        value = domainQueueDepth(state);
+        // Moved users not yet detected are queue that has not shown up yet.
+        value = domainQueueDepth(state) + state.awaitingDetection;
         passed = value < gate.depth;
         break;
       case 'p95Below': {

@@ -46,13 +46,21 @@ const PROBLEMS: readonly AccountProblem[] = [
   'orphanedConfigRecord',
 ];
 
+// Ids are memoised: the engine names devices and users in almost every event it emits.
+const pins: string[] = [];
+const userIds: string[] = [];
+
 /** The device PIN for user index i: 8 hex digits, as BlackBerry PINs are. */
 export function pinOf(index: number): string {
-  return (0x20000000 + index).toString(16).toUpperCase();
+  let pin = pins[index];
+  if (pin === undefined) pins[index] = pin = (0x20000000 + index).toString(16).toUpperCase();
+  return pin;
 }
 
 export function userIdOf(index: number): string {
-  return `u${String(index).padStart(6, '0')}`;
+  let id = userIds[index];
+  if (id === undefined) userIds[index] = id = `u${String(index).padStart(6, '0')}`;
+  return id;
 }
 
 /**

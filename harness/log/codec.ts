@@ -26,6 +26,14 @@ export function serializeEvent(event: StoredEvent): string {
       `event ${String(event?.id)} (${String(event?.type)}) cannot be serialised: ${problem}`,
     );
   }
+  return serializeTrustedEvent(event);
+}
+
+/**
+ * serializeEvent without the envelope check, for envelopes the simulator has just built itself
+ * (the run loop serialises every event once; the check costs a fifth of that).
+ */
+export function serializeTrustedEvent(event: StoredEvent): string {
   // Measured on 1M mixed events: building the ordered object and one JSON.stringify is faster
   // than concatenating per-field JSON.stringify calls, and it needs no escaping logic of our own.
   return JSON.stringify({
@@ -79,6 +87,13 @@ export class EventHasher {
     if (this.#digest !== undefined) throw new Error('EventHasher.update() after digest()');
     // One update per event measured as fast as batching lines into 16-64 KB strings first.
     this.#hash.update(serializeEvent(event) + '\n');
+    return this;
+  }
+
+  /** The same as update(event) for a line already serialised with serializeEvent (no newline). */
+  updateLine(line: string): this {
+    if (this.#digest !== undefined) throw new Error('EventHasher.updateLine() after digest()');
+    this.#hash.update(line + '\n');
     return this;
   }
 

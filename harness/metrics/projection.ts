@@ -67,7 +67,8 @@ interface DeviceTrack {
 export class PlanProjection {
   private plan = '';
   private planKind = '';
-  private seen = new Set<string>();
+  /** Seqs already applied, one bit each (a projection folds one run's log). */
+  private seen = new Uint8Array(1 << 16);
   private events = 0;
   private planStartedAt: number | null = null;
   private endedAt = 0;
@@ -116,8 +117,7 @@ export class PlanProjection {
 
   /** Applies one event; returns false when it was a duplicate (already applied). */
   apply(e: StoredEvent): boolean {
-    if (this.seen.has(e.id)) return false;
-    this.seen.add(e.id);
+    if (this.alreadyApplied(e.seq)) return false;
     this.events++;
     this.sampleUntil(e.at);
     switch (e.type) {
@@ -370,6 +370,19 @@ export class PlanProjection {
       convergedShare.push(this.scope ? round4(last / this.scope) : 0);
     }
     return { minute, queue, convergedShare };
+  }
+
+  private alreadyApplied(seq: number): boolean {
+    const byte = seq >>> 3;
+    if (byte >= this.seen.length) {
+      const grown = new Uint8Array(Math.max(this.seen.length * 2, byte + 1));
+      grown.set(this.seen);
+      this.seen = grown;
+    }
+    const bit = 1 << (seq & 7);
+    if (this.seen[byte]! & bit) return true;
+    this.seen[byte]! |= bit;
+    return false;
   }
 
   /** Records the state as it stood at each whole minute before `at`. */

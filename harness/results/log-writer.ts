@@ -29,7 +29,12 @@ export class StreamingLogWriter {
   }
 
   write(event: StoredEvent): void {
-    this.chunk += serializeEvent(event) + '\n';
+    this.writeLine(serializeEvent(event));
+  }
+
+  /** A line already serialised with serializeEvent, without its newline. */
+  writeLine(line: string): void {
+    this.chunk += line + '\n';
     if (this.chunk.length >= CHUNK_CHARS) this.flush();
   }
 
@@ -40,7 +45,7 @@ export class StreamingLogWriter {
 
   private flush(): void {
     if (this.chunk === '') return;
-    writeSync(this.fd, gzipSync(this.chunk, { level: 6 }));
+    writeSync(this.fd, gzipSync(this.chunk, { level: 1 }));
     this.chunk = '';
   }
 }

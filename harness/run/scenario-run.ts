@@ -51,7 +51,7 @@ export async function runScenario(
       random,
       keepEvents: false,
       wallClock: options.wallClock,
-      onEvent: writer ? (e) => writer.write(e) : undefined,
+      onLine: writer ? (line) => writer.writeLine(line) : undefined,
       onProgress: options.onProgress ? (at, horizon) => options.onProgress!(plan, at, horizon) : undefined,
     });
     writer?.close();
@@ -72,7 +72,7 @@ export function summarise(scenario: Scenario, runs: readonly PlanRun[]): RunSumm
     scenario: scenario.name,
     seed: scenario.seed,
     horizonMs: scenario.horizon,
-    plans: Object.fromEntries(runs.map((r) => [r.plan, { metrics: r.metrics, runtime: r.runtime }])),
+    plans: Object.fromEntries(runs.map((r) => [r.plan, { metrics: r.metrics!, runtime: r.runtime }])),
     slos: scenario.slos,
     assumptions: [...ASSUMPTIONS],
   };

@@ -4,11 +4,11 @@
  * projection, the hasher, the progress bar). Hours of rollout run in seconds, and the same
  * scenario and seed always give the same log.
  */
-import { type Command, decide, initialState } from '../domain/engine.ts';
+import { type Command, createDecide, type Decision, initialState } from '../domain/engine.ts';
 import { EVENT_SCHEMA_VERSION, type StoredEvent } from '../domain/events.ts';
 import { type Fleet, generateFleet } from '../domain/fleet.ts';
 import type { RandomSource } from '../domain/random.ts';
-import { EventHasher } from '../log/codec.ts';
+import { EventHasher, serializeTrustedEvent } from '../log/codec.ts';
 import { PlanProjection } from '../metrics/projection.ts';
 import type { PlanMetrics, PlanRuntime } from '../metrics/summary.ts';
 import type { Scenario } from '../scenario/schema.ts';
@@ -23,6 +23,9 @@ export interface RunOptions {
   keepEvents?: boolean;
   /** Called for every stored event, in order. */
   onEvent?: (event: StoredEvent) => void;
+  /** Called with every event's canonical NDJSON line (no newline), in order: the log writer. */
+  onLine?: (line: string) => void;
+
   /** Called now and then with the virtual time reached, for progress bars. */
   onProgress?: (virtualMs: number, horizonMs: number) => void;
   /** Wall clock for the runtime figures; injected so the loop itself never reads the clock. */
@@ -43,27 +46,65 @@ export function runId(scenario: Scenario, plan: string): string {
   return `${scenario.name}/${plan}/s${scenario.seed}`;
 }
 
+/** Runs one plan: the events, the summary metrics (the projection) and the log hash. */
 export function runPlan(scenario: Scenario, planName: string, options: RunOptions = {}): PlanRun {
+  const run = execute(scenario, planName, options, true);
+  return { ...run, metrics: run.metrics! };
+}
+
+/**
+ * Runs one plan without projecting or hashing: only the simulator and its event envelopes.
+ * For benchmarks that measure the simulator on its own.
+ */
+export function simulatePlan(
+  scenario: Scenario,
+  planName: string,
+  options: RunOptions = {},
+): { events: number; commandsProcessed: number; runtime: PlanRuntime } {
+  const run = execute(scenario, planName, { ...options, keepEvents: false }, false);
+  return {
+    events: run.events.length === 0 ? run.eventCount : run.events.length,
+    commandsProcessed: run.commandsProcessed,
+    runtime: run.runtime,
+  };
+}
+
+function execute(
+  scenario: Scenario,
+  planName: string,
+  options: RunOptions,
+  project: boolean,
+): Omit<PlanRun, 'metrics'> & { metrics: PlanMetrics | null; eventCount: number } {
   const random = options.random ?? new SeededRandom(scenario.seed);
   const fleet = options.fleet ?? generateFleet(scenario, random);
   const wallClock = options.wallClock ?? (() => 0);
   const startedWall = wallClock();
   const state = initialState(scenario, planName, fleet);
-  const ctx = { random };
+  const decide = createDecide(state, { random });
   const run = runId(scenario, planName);
   const keep = options.keepEvents ?? true;
   const events: StoredEvent[] = [];
-  const projection = new PlanProjection();
-  const hasher = new EventHasher();
+  const projection = project ? new PlanProjection() : null;
+  const hasher = project ? new EventHasher() : null;
+  const { onEvent, onLine } = options;
   let seq = 0;
 
-  const store = (decision: ReturnType<typeof decide>): void => {
+  const store = (decision: Decision): void => {
     for (const e of decision.events) {
-      const stored = { v: EVENT_SCHEMA_VERSION, id: `${run}#${seq}`, run, seq, ...e } as StoredEvent;
+      // The envelope is stamped onto the domain event itself: one object per fact, not two.
+      const stored = e as StoredEvent;
+      stored.v = EVENT_SCHEMA_VERSION;
+      stored.run = run;
+      stored.seq = seq;
+      stored.id = `${run}#${seq}`;
       seq++;
-      hasher.update(stored);
-      projection.apply(stored);
-      options.onEvent?.(stored);
+      if (hasher || onLine) {
+        const line = serializeTrustedEvent(stored);
+        hasher?.updateLine(line);
+        onLine?.(line);
+      }
+      projection?.apply(stored);
+      onEvent?.(stored);
       if (keep) events.push(stored);
     }
   };
@@ -77,13 +118,13 @@ export function runPlan(scenario: Scenario, planName: string, options: RunOption
     if (at > horizon) break;
     const command = heap.pop()!;
     processed++;
-    const decision = decide(state, command, at, ctx);
+    const decision = decide(command, at);
     store(decision);
     for (const next of decision.scheduled) heap.push(next.at, next.command);
     if (options.onProgress && (processed & 0xffff) === 0) options.onProgress(at, horizon);
   }
   const reason = heap.size > 0 ? 'horizon' : 'drained';
-  store(decide(state, { type: 'FinishRun', reason }, reason === 'horizon' ? horizon : state.now, ctx));
+  store(decide({ type: 'FinishRun', reason }, reason === 'horizon' ? horizon : state.now));
   options.onProgress?.(horizon, horizon);
 
   const wallMs = wallClock() - startedWall;
@@ -91,8 +132,9 @@ export function runPlan(scenario: Scenario, planName: string, options: RunOption
     plan: planName,
     runId: run,
     events,
-    metrics: projection.result(hasher.digest()),
+    metrics: projection && hasher ? projection.result(hasher.digest()) : null,
     runtime: { wallMs, eventsPerSecond: wallMs > 0 ? Math.round((seq / wallMs) * 1000) : 0 },
     commandsProcessed: processed,
+    eventCount: seq,
   };
 }

@@ -38,11 +38,12 @@ function describe(value: unknown): string {
 /** Builds the distribution schema for values of one unit (durations, bytes, kbps). */
 function distributionOf<T extends z.ZodType<number, unknown>>(value: T) {
   const spec = z.discriminatedUnion('kind', [
-    z.object({ kind: z.literal('constant'), value }),
-    z.object({ kind: z.literal('exponential'), mean: value }),
-    z.object({ kind: z.literal('lognormal'), median: value, sigma: z.number().positive().max(5) }),
+    z.object({ kind: z.literal('constant'), value }).strict(),
+    z.object({ kind: z.literal('exponential'), mean: value }).strict(),
+    z.object({ kind: z.literal('lognormal'), median: value, sigma: z.number().positive().max(5) }).strict(),
     z
       .object({ kind: z.literal('uniform'), min: value, max: value })
+      .strict()
       .refine((d) => (d as unknown as { min: number }).min <= (d as unknown as { max: number }).max, {
         message: 'uniform needs min <= max',
         path: ['max'],
@@ -53,6 +54,7 @@ function distributionOf<T extends z.ZodType<number, unknown>>(value: T) {
         values: z.array(value).min(1),
         weights: z.array(z.number().nonnegative()).optional(),
       })
+      .strict()
       .refine(
         (d) => {
           const e = d as unknown as { values: number[]; weights?: number[] };
@@ -78,13 +80,15 @@ const instanceId = z
   .regex(/^[A-Za-z][A-Za-z0-9_-]{0,31}$/, 'expected an instance id such as BES01A (letters, digits, - or _)');
 const srpId = z.union([z.string().min(1), z.number().int().nonnegative()]).transform(String);
 
-const instance = z.object({
-  id: instanceId,
-  srpId,
-  softwareVersion: z.string().default('4.1.7'),
-  /** Users on this instance at the start. When omitted, the fleet's users are spread evenly. */
-  users: z.number().int().nonnegative().optional(),
-});
+const instance = z
+  .object({
+    id: instanceId,
+    srpId,
+    softwareVersion: z.string().default('4.1.7'),
+    /** Users on this instance at the start. When omitted, the fleet's users are spread evenly. */
+    users: z.number().int().nonnegative().optional(),
+  })
+  .strict();
 
 /** A limit that can be switched off with `null` or `false`. */
 const limit = (fallback: number) =>
@@ -102,41 +106,50 @@ export const throttleSchema = z
     /** PolicyThrottlingMaxDomainJobs: jobs started per minute across the domain. */
     jobsPerMinuteDomain: limit(300),
   })
+  .strict()
   .prefault({});
 
-const newInstances = z.object({
-  /** Explicit new instances; SRP ids here that devices still hold are SRP reuse conflicts. */
-  instances: z.array(instance.omit({ users: true })).optional(),
-  /** Otherwise instances are created as needed: `${idPrefix}${n}` with SRP ids from srpIdBase. */
-  idPrefix: z.string().default('BESNEW'),
-  srpIdBase: z.number().int().nonnegative().default(1000),
-  softwareVersion: z.string().default('5.0.3'),
-});
+const newInstances = z
+  .object({
+    /** Explicit new instances; SRP ids here that devices still hold are SRP reuse conflicts. */
+    instances: z.array(instance.omit({ users: true })).optional(),
+    /** Otherwise instances are created as needed: `${idPrefix}${n}` with SRP ids from srpIdBase. */
+    idPrefix: z.string().default('BESNEW'),
+    srpIdBase: z.number().int().nonnegative().default(1000),
+    softwareVersion: z.string().default('5.0.3'),
+  })
+  .strict();
 
 /** Where moved users go: an existing instance id, or new instances created for the plan. */
-const target = z.union([instanceId, z.object({ newInstances: newInstances.prefault({}) })]);
+const target = z.union([instanceId, z.object({ newInstances: newInstances.prefault({}) }).strict()]);
 
 const gate = z.discriminatedUnion('kind', [
-  z.object({
-    kind: z.literal('converged'),
-    /** Share of the phase's movable users whose devices must have converged. */
-    share: z.number().gt(0).max(1).default(1),
-  }),
-  z.object({ kind: z.literal('queueBelow'), depth: z.number().int().nonnegative() }),
-  z.object({ kind: z.literal('p95Below'), latency: duration, window: duration.default(15 * 60_000) }),
+  z
+    .object({
+      kind: z.literal('converged'),
+      /** Share of the phase's movable users whose devices must have converged. */
+      share: z.number().gt(0).max(1).default(1),
+    })
+    .strict(),
+  z.object({ kind: z.literal('queueBelow'), depth: z.number().int().nonnegative() }).strict(),
+  z
+    .object({ kind: z.literal('p95Below'), latency: duration, window: duration.default(15 * 60_000) })
+    .strict(),
 ]);
 export type Gate = z.output<typeof gate>;
 
-const collapse = z.object({
-  kind: z.enum(['collapse', 'bigBang']),
-  description: z.string().optional(),
-  /** Source instances whose users all move at once; default: every instance but the target. */
-  from: z.array(instanceId).optional(),
-  into: target,
-  at: duration.default(0),
-  /** Service is stopped for the moved users for this long while accounts are moved. */
-  stopWindow: duration.default(30 * 60_000),
-});
+const collapse = z
+  .object({
+    kind: z.enum(['collapse', 'bigBang']),
+    description: z.string().optional(),
+    /** Source instances whose users all move at once; default: every instance but the target. */
+    from: z.array(instanceId).optional(),
+    into: target,
+    at: duration.default(0),
+    /** Service is stopped for the moved users for this long while accounts are moved. */
+    stopWindow: duration.default(30 * 60_000),
+  })
+  .strict();
 
 const phased = z
   .object({
@@ -151,27 +164,32 @@ const phased = z
     gateCheckEvery: duration.default(60_000),
     at: duration.default(0),
   })
+  .strict()
   .refine((p) => p.every !== undefined || p.gate !== undefined, {
     message: "a phased plan needs 'every' (fixed interval), 'gate' (closed loop) or both",
     path: ['every'],
   });
 
-const itPolicyChange = z.object({
-  kind: z.literal('itPolicyChange'),
-  description: z.string().optional(),
-  at: duration.default(0),
-  /** Instances whose users get the new policy; default all. */
-  instances: z.array(instanceId).optional(),
-});
+const itPolicyChange = z
+  .object({
+    kind: z.literal('itPolicyChange'),
+    description: z.string().optional(),
+    at: duration.default(0),
+    /** Instances whose users get the new policy; default all. */
+    instances: z.array(instanceId).optional(),
+  })
+  .strict();
 
-const activationStorm = z.object({
-  kind: z.literal('activationStorm'),
-  description: z.string().optional(),
-  activations: z.number().int().positive(),
-  window: duration,
-  arrivals: z.enum(['uniform', 'poisson']).default('poisson'),
-  at: duration.default(0),
-});
+const activationStorm = z
+  .object({
+    kind: z.literal('activationStorm'),
+    description: z.string().optional(),
+    activations: z.number().int().positive(),
+    window: duration,
+    arrivals: z.enum(['uniform', 'poisson']).default('poisson'),
+    at: duration.default(0),
+  })
+  .strict();
 
 export const planSchema = z.discriminatedUnion('kind', [collapse, phased, itPolicyChange, activationStorm]);
 export type Plan = z.output<typeof planSchema>;
@@ -181,12 +199,14 @@ export type CollapsePlan = Extract<Plan, { kind: 'collapse' | 'bigBang' }>;
 const pushSize = (fallback: z.input<typeof numberDistribution>) =>
   numberDistribution.default(fallback as never);
 
-const linkProfile = z.object({
-  name: z.string(),
-  share: z.number().nonnegative(),
-  bandwidthKbps: numberDistribution,
-  rttMs: numberDistribution,
-});
+const linkProfile = z
+  .object({
+    name: z.string(),
+    share: z.number().nonnegative(),
+    bandwidthKbps: numberDistribution,
+    rttMs: numberDistribution,
+  })
+  .strict();
 
 export const scenarioSchema = z
   .object({
@@ -195,19 +215,21 @@ export const scenarioSchema = z
     seed: z.number().int().nonnegative().default(1),
     /** Virtual time after which the run stops; work still open then is reported as pending. */
     horizon: duration.default(7 * 24 * 3_600_000),
-    domain: z.object({
-      instances: z.array(instance).min(1),
-      throttle: throttleSchema,
-      /** Users a new instance takes (E: about 2,000 per BES instance). */
-      usersPerInstance: z.number().int().positive().default(2000),
-      /**
-       * The Policy Service notices moved mailboxes on a poll (D: a move is detected within 15 min),
-       * so every user moved since the last poll becomes a job at the same instant. 0 = at once.
-       */
-      moveDetectionPoll: duration.default(15 * 60_000),
-      /** How long before a changed IT policy becomes jobs (0 with database notification; polling: 5 min). */
-      policyDetectionDelay: durationDistribution.default({ kind: 'constant', value: 0 }),
-    }),
+    domain: z
+      .object({
+        instances: z.array(instance).min(1),
+        throttle: throttleSchema,
+        /** Users a new instance takes (E: about 2,000 per BES instance). */
+        usersPerInstance: z.number().int().positive().default(2000),
+        /**
+         * The Policy Service notices moved mailboxes on a poll (D: a move is detected within 15 min),
+         * so every user moved since the last poll becomes a job at the same instant. 0 = at once.
+         */
+        moveDetectionPoll: duration.default(15 * 60_000),
+        /** How long before a changed IT policy becomes jobs (0 with database notification; polling: 5 min). */
+        policyDetectionDelay: durationDistribution.default({ kind: 'constant', value: 0 }),
+      })
+      .strict(),
     fleet: z
       .object({
         users: z.number().int().positive().max(5_000_000),
@@ -226,6 +248,7 @@ export const scenarioSchema = z
             online: durationDistribution.default({ kind: 'exponential', mean: 6 * 3_600_000 }),
             offline: durationDistribution.default({ kind: 'lognormal', median: 20 * 60_000, sigma: 1.2 }),
           })
+          .strict()
           .prefault({}),
         link: z
           .array(linkProfile)
@@ -271,6 +294,7 @@ export const scenarioSchema = z
         pinKey: pushSize({ kind: 'constant', value: 512 }),
         activation: pushSize({ kind: 'constant', value: 4_096 }),
       })
+      .strict()
       .prefault({}),
     engine: z
       .object({
@@ -287,6 +311,7 @@ export const scenarioSchema = z
             /** How long the relay holds them (T: 7 days). */
             maxHold: duration.default(7 * 86_400_000),
           })
+          .strict()
           .prefault({}),
         activation: z
           .object({
@@ -297,8 +322,10 @@ export const scenarioSchema = z
             /** Activation password lifetime (D: 48 h by default). */
             passwordLifetime: duration.default(48 * 3_600_000),
           })
+          .strict()
           .prefault({}),
       })
+      .strict()
       .prefault({}),
     plans: z.record(z.string().regex(/^[A-Za-z][A-Za-z0-9_-]*$/, 'expected a plan name'), planSchema),
     /** Plans compared in the headline table; default: every plan, the first is the reference. */
@@ -309,6 +336,7 @@ export const scenarioSchema = z
         p95Delivery: duration.optional(),
         peakQueue: z.number().int().nonnegative().optional(),
       })
+      .strict()
       .prefault({}),
     sweep: z
       .object({
@@ -318,6 +346,7 @@ export const scenarioSchema = z
         intervals: z.array(duration).min(1).optional(),
         gates: z.array(gate.nullable()).min(1).optional(),
       })
+      .strict()
       .optional(),
     thresholds: z.array(z.string()).default([]),
   })
@@ -335,7 +364,8 @@ export const scenarioSchema = z
       ids.add(inst.id);
     });
     const assigned = s.domain.instances.reduce((n, inst) => n + (inst.users ?? 0), 0);
-    if (assigned > s.fleet.users) {
+    // Only when fleet.users itself is valid: otherwise its own issue says what is wrong.
+    if (Number.isInteger(s.fleet.users) && s.fleet.users > 0 && assigned > s.fleet.users) {
       ctx.addIssue({
         code: 'custom',
         path: ['domain', 'instances'],

@@ -2,8 +2,10 @@ import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { formatError, PhasebenchError } from '../errors.ts';
 import { compareCommand } from './compare.ts';
+import { previewCommand } from './preview.ts';
 import { replayCommand } from './replay.ts';
 import { runCommand } from './run.ts';
+import { sweepCommand } from './sweep.ts';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
   version: string;
@@ -17,7 +19,7 @@ const program = new Command('phasebench')
   .showHelpAfterError('(add --help for usage)')
   .exitOverride();
 
-for (const command of [runCommand(), replayCommand(), compareCommand()]) {
+for (const command of [runCommand(), sweepCommand(), previewCommand(), replayCommand(), compareCommand()]) {
   program.addCommand(command.exitOverride().showHelpAfterError('(add --help for usage)'));
 }
 

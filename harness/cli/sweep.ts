@@ -122,9 +122,12 @@ const SLO_LABELS: Record<SloCheck['name'], string> = {
   makespan: 'makespan',
   p95Delivery: 'p95 delivery',
   peakQueue: 'peak queue',
+  strandedShare: 'stranded share',
 };
 
 function sloValue(name: SloCheck['name'], value: number): string {
+  if (!Number.isFinite(value)) return 'nothing delivered';
+  if (name === 'strandedShare') return `${(value * 100).toFixed(1)}%`;
   return name === 'peakQueue' ? count.format(value) : formatMs(value);
 }
 

@@ -360,7 +360,7 @@ export function evolve(state: EngineState, e: DomainEvent): EngineState {
       state.instances.get(e.data.to)!.users++;
       state.users[user]!.instance = e.data.to;
       joinPhase(state, user, e.at);
-      if (isStopWindow(state)) state.stoppedMoves.push(user);
+      if (isCollapse(state.plan)) state.stoppedMoves.push(user);
       state.awaitingDetection++;
       break;
     }
@@ -566,6 +566,12 @@ function joinPhase(state: EngineState, device: number, at: number): void {
   if (!phase) return;
   d.phase = phase.phase;
   phase.movable++;
+  // A device settled before it joined (cut off by an SRP conflict) still counts as settled here,
+  // or a convergence gate would wait for it for ever.
+  if (d.settled) {
+    phase.settled++;
+    if (d.stranded) phase.stranded++;
+  }
 }
 
 function settle(state: EngineState, d: DeviceState, converged: boolean): void {
@@ -597,9 +603,9 @@ function compactQueue(service: PolicyServiceState): void {
   }
 }
 
-function isStopWindow(state: EngineState): boolean {
-  const plan = state.plan;
-  return (plan.kind === 'collapse' || plan.kind === 'bigBang') && state.now < plan.at + plan.stopWindow;
+/** A collapse moves everyone inside its stop window: their jobs wait for service to resume. */
+function isCollapse(plan: Plan): boolean {
+  return plan.kind === 'collapse' || plan.kind === 'bigBang';
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -719,7 +725,9 @@ const handlers: Handlers = {
     d.emit('ServiceStopped', state.planName, { instances: state.sources, users: users.length });
     const targets = assignTargets(d, users);
     d.emit('PhaseStarted', 'phase-1', { phase: 1, users: users.length, into: distinct(targets) });
-    users.forEach((user, i) => moveUser(d, user, targets[i]!));
+    users.forEach((user, i) => {
+      moveUser(d, user, targets[i]!);
+    });
     d.schedule(plan.at + plan.stopWindow, { type: 'ResumeService' });
     checkPhaseConverged(d, 1);
   },

@@ -55,7 +55,7 @@ export interface EventData {
       jobsPerMinutePerService: number | null;
       jobsPerMinuteDomain: number | null;
     };
-    slos: { makespan?: number; p95Delivery?: number; peakQueue?: number };
+    slos: { makespan?: number; p95Delivery?: number; peakQueue?: number; strandedShare?: number };
   };
   FleetProvisioned: {
     users: number;

@@ -54,15 +54,20 @@ export function slotOffsets(n: number): number[] {
 
 /**
  * Lower bound on the time to start `jobs` throttled jobs spread over `services` Policy Services
- * (used by preview). Each service starts at most its per-minute limit; the domain at most its own.
+ * (used by preview). A service starts at most min(its limit, the domain limit) in any 60 s and
+ * spreads them evenly; the domain as a whole starts at most its limit in any 60 s window, and since
+ * services do not coordinate, only whole minutes of that can be counted on.
  */
 export function throttleLowerBoundMs(jobsByService: readonly number[], throttle: Throttle): number {
   const perService = throttle.jobsPerMinutePerService;
   const domain = throttle.jobsPerMinuteDomain;
   const total = jobsByService.reduce((a, b) => a + b, 0);
   if (total === 0) return 0;
+  const serviceLimit =
+    perService === null ? domain : domain === null ? perService : Math.min(perService, domain);
   let minutes = 0;
-  if (perService !== null) minutes = Math.max(...jobsByService.map((j) => (j - 1) / perService));
-  if (domain !== null) minutes = Math.max(minutes, (total - 1) / domain);
+  if (serviceLimit !== null)
+    minutes = Math.max(...jobsByService.map((j) => Math.max(0, j - 1) / serviceLimit));
+  if (domain !== null) minutes = Math.max(minutes, Math.floor((total - 1) / domain));
   return minutes * MINUTE_MS;
 }

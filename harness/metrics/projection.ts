@@ -441,11 +441,17 @@ export class PlanProjection {
     const minute = Math.floor(at / MINUTE_MS);
     this.jobsByMinute.set(minute, (this.jobsByMinute.get(minute) ?? 0) + 1);
     let byMinute = this.jobsByInstanceMinute.get(instance);
-    if (!byMinute) this.jobsByInstanceMinute.set(instance, (byMinute = new Map()));
+    if (!byMinute) {
+      byMinute = new Map();
+      this.jobsByInstanceMinute.set(instance, byMinute);
+    }
     byMinute.set(minute, (byMinute.get(minute) ?? 0) + 1);
     this.slidingDomain.add(at);
     let sliding = this.slidingByInstance.get(instance);
-    if (!sliding) this.slidingByInstance.set(instance, (sliding = new SlidingCount()));
+    if (!sliding) {
+      sliding = new SlidingCount();
+      this.slidingByInstance.set(instance, sliding);
+    }
     sliding.add(at);
     this.dispatched++;
     this.firstDispatchAt ??= at;

@@ -76,6 +76,6 @@ export interface RunSummary {
   seed: number;
   horizonMs: number;
   plans: Record<string, { metrics: PlanMetrics; runtime?: PlanRuntime }>;
-  slos: { makespan?: number; p95Delivery?: number; peakQueue?: number };
+  slos: { makespan?: number; p95Delivery?: number; peakQueue?: number; strandedShare?: number };
   assumptions: Array<{ key: string; value: string; source: string; note: string }>;
 }

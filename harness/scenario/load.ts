@@ -7,6 +7,7 @@ import { existsSync, readdirSync, statSync } from 'node:fs';
 import { isAbsolute, join, relative, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { inspect } from 'node:util';
+import { tsImport } from 'tsx/esm/api';
 import type { z } from 'zod';
 import { ScenarioError, type ScenarioIssue } from '../errors.ts';
 import { type Scenario, scenarioSchema } from './schema.ts';
@@ -37,7 +38,10 @@ export async function loadScenario(path: string): Promise<Scenario> {
 
   let module: Record<string, unknown>;
   try {
-    module = await import(pathToFileURL(file).href);
+    // tsImport compiles the file wherever it lives: outside a "type": "module" package a .ts file
+    // would otherwise be taken for CommonJS and fail with a confusing require() cycle error.
+    // Each call loads the file afresh, so an edited scenario is seen by the next load.
+    module = unwrapCommonJs(await tsImport(pathToFileURL(file).href, import.meta.url));
   } catch (err) {
     throw new ScenarioError(
       'SCENARIO_LOAD_FAILED',
@@ -66,6 +70,16 @@ export async function loadScenario(path: string): Promise<Scenario> {
     );
   }
   return parseScenario(input, source);
+}
+
+/**
+ * A file compiled as CommonJS arrives as { default: module.exports, ...named }, where
+ * module.exports carries the __esModule marker and the real `export default` one level down.
+ */
+function unwrapCommonJs(module: Record<string, unknown>): Record<string, unknown> {
+  const inner = module.default as Record<string, unknown> | undefined;
+  if (inner && typeof inner === 'object' && inner.__esModule === true) return inner;
+  return module;
 }
 
 /**

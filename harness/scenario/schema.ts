@@ -131,7 +131,16 @@ const gate = z.discriminatedUnion('kind', [
       share: z.number().gt(0).max(1).default(1),
     })
     .strict(),
-  z.object({ kind: z.literal('queueBelow'), depth: z.number().int().nonnegative() }).strict(),
+  z
+    .object({
+      kind: z.literal('queueBelow'),
+      /** The next phase starts once the backlog is below this (so at least 1). */
+      depth: z
+        .number()
+        .int()
+        .min(1, 'expected a depth of at least 1: the gate opens when the backlog is below it'),
+    })
+    .strict(),
   z
     .object({ kind: z.literal('p95Below'), latency: duration, window: duration.default(15 * 60_000) })
     .strict(),
@@ -335,6 +344,8 @@ export const scenarioSchema = z
         makespan: duration.optional(),
         p95Delivery: duration.optional(),
         peakQueue: z.number().int().nonnegative().optional(),
+        /** Largest share of the plan's users left stranded at the end (0 to 1). */
+        strandedShare: z.number().min(0).max(1).optional(),
       })
       .strict()
       .prefault({}),
@@ -398,7 +409,7 @@ export const scenarioSchema = z
     }
     if (s.sweep) {
       const base = s.plans[s.sweep.base];
-      if (!base || base.kind !== 'phased') {
+      if (base?.kind !== 'phased') {
         ctx.addIssue({
           code: 'custom',
           path: ['sweep', 'base'],

@@ -185,7 +185,8 @@ describe('recommendation', () => {
   });
 });
 
-function objective(m: PlanMetrics, name: 'makespan' | 'p95Delivery' | 'peakQueue'): number {
+function objective(m: PlanMetrics, name: 'makespan' | 'p95Delivery' | 'peakQueue' | 'strandedShare'): number {
+  if (name === 'strandedShare') return m.users > 0 ? m.stranded.total / m.users : 0;
   const o = objectivesOf(m);
   return name === 'makespan' ? o.makespanMs : name === 'p95Delivery' ? o.p95DeliveryMs : o.peakQueue;
 }

@@ -45,5 +45,5 @@ export default defineScenario({
       every: '20m',
     },
   },
-  slos: { p95Delivery: '30m', peakQueue: 1000 },
+  slos: { p95Delivery: '30m', peakQueue: 1000, strandedShare: 0.05 },
 });

@@ -43,7 +43,7 @@ export default defineScenario({
       gate: { kind: 'queueBelow', depth: 100 },
     },
   },
-  slos: { makespan: '6h', p95Delivery: '30m', peakQueue: 2500 },
+  slos: { makespan: '6h', p95Delivery: '30m', peakQueue: 2500, strandedShare: 0.1 },
   sweep: {
     base: 'phased-1000',
     sizes: [250, 500, 1000, 2000, 5000],

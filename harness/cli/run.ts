@@ -1,7 +1,7 @@
 import { Command, InvalidArgumentError } from 'commander';
 import pc from 'picocolors';
-import { runScenario } from '../run/scenario-run.ts';
 import { defaultRunDir, writeText } from '../results/store.ts';
+import { runScenario } from '../run/scenario-run.ts';
 import { loadScenario } from '../scenario/load.ts';
 import type { Scenario } from '../scenario/schema.ts';
 import { comparisonMarkdown, comparisonTable, verdict } from './output.ts';

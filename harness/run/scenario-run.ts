@@ -5,11 +5,11 @@
  */
 import { generateFleet } from '../domain/fleet.ts';
 import type { RunSummary } from '../metrics/summary.ts';
-import { type PlanRun, runPlan } from '../sim/run.ts';
-import { SeededRandom } from '../sim/random.ts';
 import { StreamingLogWriter } from '../results/log-writer.ts';
 import { eventsPath, prepareRunDir, SUMMARY_FILE, writeJson } from '../results/store.ts';
 import { ASSUMPTIONS, type Scenario } from '../scenario/schema.ts';
+import { SeededRandom } from '../sim/random.ts';
+import { type PlanRun, runPlan } from '../sim/run.ts';
 
 export interface ScenarioRunOptions {
   /** Plans to run; default every plan of the scenario. */

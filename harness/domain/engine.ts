@@ -296,6 +296,103 @@ const deviceIndex = (pin: string): number => Number.parseInt(pin, 16) - 0x200000
 export function evolve(state: EngineState, e: DomainEvent): EngineState {
   state.now = e.at;
   switch (e.type) {
+    // The hottest facts first: V8 tests string cases in order.
+    case 'JobQueued': {
+      const device = userIndex(e.data.user);
+      const job: JobState = {
+        id: e.data.job,
+        instance: e.data.instance,
+        user: device,
+        pushes: e.data.pushes.map((p) => p.push),
+        open: e.data.pushes.length,
+        queuedAt: e.at,
+        bypass: e.data.bypassThrottle,
+        completed: false,
+      };
+      state.jobs[job.id] = job;
+      for (const p of e.data.pushes) {
+        state.pushes[p.push] = {
+          id: p.push,
+          job: job.id,
+          device,
+          kind: p.kind,
+          bytes: p.bytes,
+          queuedAt: e.at,
+          firstDispatchAt: -1,
+          attempts: 0,
+          status: 'queued',
+          released: false,
+        };
+      }
+      const d = state.devices[device]!;
+      d.open += e.data.pushes.length;
+      for (const p of e.data.pushes) d.pushes.push(p.push);
+      if (e.data.cause === 'itPolicy') joinPhase(state, device, e.at);
+      if (e.data.cause === 'move') state.awaitingDetection--;
+      const service = state.instances.get(e.data.instance)!.service;
+      if (e.data.cause === 'activation') service.activeActivations--;
+      if (!job.bypass) {
+        service.queue.push(job.id);
+        if (service.planTimer === null) service.planTimer = Math.max(e.at, service.minuteEndsAt);
+      }
+      break;
+    }
+    case 'PushDelivered': {
+      const push = state.pushes[e.data.push]!;
+      if (push.status === 'heldAtRelay') state.devices[push.device]!.relayHeld--;
+      push.status = 'delivered';
+      break;
+    }
+    case 'PushAcknowledged': {
+      const push = state.pushes[e.data.push]!;
+      const d = state.devices[push.device]!;
+      if (push.status === 'awaitingCradle') d.awaitingCradle--;
+      push.status = 'acknowledged';
+      d.open--;
+      release(state, push);
+      state.acks.at.push(e.at);
+      state.acks.latencyMs.push(e.at - push.queuedAt);
+      break;
+    }
+    case 'JobDispatched': {
+      const job = state.jobs[e.data.job]!;
+      if (!job.bypass) {
+        const service = state.instances.get(job.instance)!.service;
+        service.queueHead++;
+        service.inProcess++;
+        if (e.data.fromDeferredSlot) service.deferredSlots--;
+        service.window?.record(e.at);
+        state.domainWindow?.record(e.at);
+        compactQueue(service);
+      }
+      for (const p of job.pushes) {
+        const push = state.pushes[p]!;
+        push.status = 'processing';
+        push.firstDispatchAt = e.at;
+        push.attempts = 1;
+      }
+      break;
+    }
+    case 'JobCompleted': {
+      const job = state.jobs[e.data.job]!;
+      job.completed = true;
+      if (!job.bypass) state.instances.get(job.instance)!.service.inProcess--;
+      break;
+    }
+    case 'DeviceConverged': {
+      const d = state.devices[deviceIndex(e.data.device)]!;
+      d.since = null;
+      settle(state, d, true);
+      break;
+    }
+    case 'ThrottleMinutePlanned': {
+      const service = state.instances.get(e.data.instance)!.service;
+      service.minuteEndsAt = e.at + MINUTE_MS;
+      service.deferredSlots = 0;
+      // Plan again next minute while there was work: slots lost to the in-process limit leave jobs behind.
+      service.planTimer = e.data.queued > 0 ? e.at + MINUTE_MS : null;
+      break;
+    }
     case 'RunStarted':
     case 'ServiceStopped':
     case 'UserMoveRequested':
@@ -387,82 +484,9 @@ export function evolve(state: EngineState, e: DomainEvent): EngineState {
       else service.activationHead++;
       break;
     }
-    case 'JobQueued': {
-      const device = userIndex(e.data.user);
-      const job: JobState = {
-        id: e.data.job,
-        instance: e.data.instance,
-        user: device,
-        pushes: e.data.pushes.map((p) => p.push),
-        open: e.data.pushes.length,
-        queuedAt: e.at,
-        bypass: e.data.bypassThrottle,
-        completed: false,
-      };
-      state.jobs[job.id] = job;
-      for (const p of e.data.pushes) {
-        state.pushes[p.push] = {
-          id: p.push,
-          job: job.id,
-          device,
-          kind: p.kind,
-          bytes: p.bytes,
-          queuedAt: e.at,
-          firstDispatchAt: -1,
-          attempts: 0,
-          status: 'queued',
-          released: false,
-        };
-      }
-      const d = state.devices[device]!;
-      d.open += e.data.pushes.length;
-      for (const p of e.data.pushes) d.pushes.push(p.push);
-      if (e.data.cause === 'itPolicy') joinPhase(state, device, e.at);
-      if (e.data.cause === 'move') state.awaitingDetection--;
-      const service = state.instances.get(e.data.instance)!.service;
-      if (e.data.cause === 'activation') service.activeActivations--;
-      if (!job.bypass) {
-        service.queue.push(job.id);
-        if (service.planTimer === null) service.planTimer = Math.max(e.at, service.minuteEndsAt);
-      }
-      break;
-    }
-    case 'ThrottleMinutePlanned': {
-      const service = state.instances.get(e.data.instance)!.service;
-      service.minuteEndsAt = e.at + MINUTE_MS;
-      service.deferredSlots = 0;
-      // Plan again next minute while there was work: slots lost to the in-process limit leave jobs behind.
-      service.planTimer = e.data.queued > 0 ? e.at + MINUTE_MS : null;
-      break;
-    }
     case 'DispatchDeferred':
       state.instances.get(e.data.instance)!.service.deferredSlots++;
       break;
-    case 'JobDispatched': {
-      const job = state.jobs[e.data.job]!;
-      if (!job.bypass) {
-        const service = state.instances.get(job.instance)!.service;
-        service.queueHead++;
-        service.inProcess++;
-        if (e.data.fromDeferredSlot) service.deferredSlots--;
-        service.window?.record(e.at);
-        state.domainWindow?.record(e.at);
-        compactQueue(service);
-      }
-      for (const p of job.pushes) {
-        const push = state.pushes[p]!;
-        push.status = 'processing';
-        push.firstDispatchAt = e.at;
-        push.attempts = 1;
-      }
-      break;
-    }
-    case 'JobCompleted': {
-      const job = state.jobs[e.data.job]!;
-      job.completed = true;
-      if (!job.bypass) state.instances.get(job.instance)!.service.inProcess--;
-      break;
-    }
     case 'PushHeldAtRelay': {
       const push = state.pushes[e.data.push]!;
       push.status = 'heldAtRelay';
@@ -492,27 +516,11 @@ export function evolve(state: EngineState, e: DomainEvent): EngineState {
       release(state, push);
       break;
     }
-    case 'PushDelivered': {
-      const push = state.pushes[e.data.push]!;
-      if (push.status === 'heldAtRelay') state.devices[push.device]!.relayHeld--;
-      push.status = 'delivered';
-      break;
-    }
-    case 'PushAcknowledged': {
-      const push = state.pushes[e.data.push]!;
-      const d = state.devices[push.device]!;
-      if (push.status === 'awaitingCradle') d.awaitingCradle--;
-      push.status = 'acknowledged';
-      d.open--;
-      release(state, push);
-      state.acks.at.push(e.at);
-      state.acks.latencyMs.push(e.at - push.queuedAt);
-      break;
-    }
     case 'PushExpired': {
       const push = state.pushes[e.data.push]!;
-      push.status = 'expired';
       const d = state.devices[push.device]!;
+      if (push.status === 'heldAtRelay') d.relayHeld--;
+      push.status = 'expired';
       d.open--;
       d.expired++;
       release(state, push);
@@ -532,12 +540,6 @@ export function evolve(state: EngineState, e: DomainEvent): EngineState {
       d.cutOff = true;
       // Losing service is a change the device now waits on.
       if (d.since === null && !d.settled) d.since = e.at;
-      break;
-    }
-    case 'DeviceConverged': {
-      const d = state.devices[deviceIndex(e.data.device)]!;
-      d.since = null;
-      settle(state, d, true);
       break;
     }
     case 'DeviceStranded':
@@ -620,6 +622,8 @@ class Decider {
   constructor(
     readonly state: EngineState,
     readonly ctx: DecideContext,
+    /** Where scheduled commands go straight away (the run loop's heap); otherwise `scheduled`. */
+    private readonly sink: ((at: number, command: Command) => void) | null = null,
   ) {}
 
   emit<T extends EventType>(type: T, key: string, data: EventData[T]): void {
@@ -630,7 +634,12 @@ class Decider {
 
   /** Virtual time is whole milliseconds: rounding up keeps causes before effects and 60 s windows exact. */
   schedule(at: number, command: Command): void {
-    this.scheduled.push({ at: Math.ceil(at), command });
+    if (at < this.at)
+      throw new Error(
+        `${command.type} scheduled at ${at}, before now (${this.at}): time would run backwards`,
+      );
+    if (this.sink) this.sink(Math.ceil(at), command);
+    else this.scheduled.push({ at: Math.ceil(at), command });
   }
 
   get scenario(): Scenario {
@@ -649,16 +658,19 @@ export function decide(state: EngineState, command: Command, at: number, ctx: De
 }
 
 /**
- * A decide bound to one state, for the run loop: it reuses its output arrays, so a decision is
- * valid only until the next call (the loop consumes it at once). Saves an allocation per command.
+ * A decide bound to one state, for the run loop: scheduled commands go straight to `schedule`
+ * (the loop's heap) and the events array is reused, so a decision is valid only until the next
+ * call (the loop consumes it at once). Saves allocations on the hottest path.
  */
 export function createDecide(
   state: EngineState,
   ctx: DecideContext,
+  schedule?: (at: number, command: Command) => void,
 ): (command: Command, at: number) => Decision {
-  const d = new Decider(state, ctx);
+  const d = new Decider(state, ctx, schedule ?? null);
   return (command, at) => {
-    d.events = [];
+    d.events = schedule ? d.events : [];
+    d.events.length = 0;
     d.scheduled = [];
     d.at = at;
     if (!state.finished) handlers[command.type](d, command as never);
@@ -1229,6 +1241,12 @@ function retryOrExpire(d: Decider, push: PushState, reason: EventData['PushRetry
   const { scenario } = d;
   const pin = pinOf(push.device);
   const expireAt = push.firstDispatchAt + scenario.engine.pushExpiry;
+  if (d.at >= expireAt) {
+    // The relay gave it back after the server had already given up on it: it expires now.
+    d.emit('PushExpired', pin, { push: push.id, device: pin, kind: push.kind, queuedAt: push.queuedAt });
+    afterRelease(d, push);
+    return;
+  }
   const retryAt = Math.min(d.at + scenario.engine.resendInterval, expireAt);
   d.emit('PushRetryScheduled', pin, { push: push.id, device: pin, retryAt, reason });
   d.schedule(retryAt, { type: 'Resend', push: push.id });

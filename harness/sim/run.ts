@@ -80,7 +80,8 @@ function execute(
   const wallClock = options.wallClock ?? (() => 0);
   const startedWall = wallClock();
   const state = initialState(scenario, planName, fleet);
-  const decide = createDecide(state, { random });
+  const heap = new TimeHeap<Command>();
+  const decide = createDecide(state, { random }, (at, command) => heap.push(at, command));
   const run = runId(scenario, planName);
   const keep = options.keepEvents ?? true;
   const events: StoredEvent[] = [];
@@ -109,7 +110,6 @@ function execute(
     }
   };
 
-  const heap = new TimeHeap<Command>();
   heap.push(0, { type: 'StartRun' });
   const horizon = scenario.horizon;
   let processed = 0;
@@ -120,7 +120,6 @@ function execute(
     processed++;
     const decision = decide(command, at);
     store(decision);
-    for (const next of decision.scheduled) heap.push(next.at, next.command);
     if (options.onProgress && (processed & 0xffff) === 0) options.onProgress(at, horizon);
   }
   const reason = heap.size > 0 ? 'horizon' : 'drained';

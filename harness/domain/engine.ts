@@ -253,6 +253,11 @@ export function sourceInstances(scenario: Scenario, plan: Plan): string[] {
   }
 }
 
+/** An instance goes live with its own Policy Service (and its own throttle). */
+function goLive(state: EngineState, id: string, srpId: string, users: number): void {
+  state.instances.set(id, { id, srpId, live: true, users, service: newService(state.scenario) });
+}
+
 function newService(scenario: Scenario): PolicyServiceState {
   const perService = scenario.domain.throttle.jobsPerMinutePerService;
   return {
@@ -406,24 +411,12 @@ export function evolve(state: EngineState, e: DomainEvent): EngineState {
       break;
     case 'FleetProvisioned':
       for (const info of e.data.instances) {
-        state.instances.set(info.id, {
-          id: info.id,
-          srpId: info.srpId,
-          live: true,
-          users: info.users,
-          service: newService(state.scenario),
-        });
+        goLive(state, info.id, info.srpId, info.users);
         addHolders(state, info.srpId, info.users);
       }
       break;
     case 'InstanceProvisioned':
-      state.instances.set(e.data.instance, {
-        id: e.data.instance,
-        srpId: e.data.srpId,
-        live: true,
-        users: 0,
-        service: newService(state.scenario),
-      });
+      goLive(state, e.data.instance, e.data.srpId, 0);
       if (e.data.newServer) state.newInstances++;
       break;
     case 'InstanceDecommissioned':

@@ -793,8 +793,18 @@ const handlers: Handlers = {
         passed = value < gate.depth;
         break;
       case 'p95Below': {
-        value = recentP95(state, d.at - gate.window);
-        passed = value < gate.latency || (value === 0 && domainQueueDepth(state) === 0);
+        const p95 = recentP95(state, d.at - gate.window);
+        if (p95 === null) {
+          // No acknowledgement in the window is no evidence that delivery is fast: the gate opens
+          // only when nothing is outstanding (no backlog, and the phase has settled).
+          value = -1;
+          passed =
+            domainQueueDepth(state) + state.awaitingDetection === 0 &&
+            state.phases[c.phase - 1]!.convergedEmitted;
+        } else {
+          value = p95;
+          passed = p95 < gate.latency;
+        }
         break;
       }
     }
@@ -1328,7 +1338,8 @@ function strandedReason(state: EngineState, device: number): StrandedReason {
   return 'pendingAtHorizon';
 }
 
-function recentP95(state: EngineState, since: number): number {
+/** p95 latency of the acknowledgements since `since`, or null when there were none. */
+function recentP95(state: EngineState, since: number): number | null {
   const acks = state.acks;
   let lo = 0;
   let hi = acks.at.length;
@@ -1338,7 +1349,7 @@ function recentP95(state: EngineState, since: number): number {
     else hi = mid;
   }
   const window = acks.latencyMs.slice(lo).sort((a, b) => a - b);
-  if (window.length === 0) return 0;
+  if (window.length === 0) return null;
   return window[Math.min(window.length - 1, Math.floor(0.95 * window.length))]!;
 }
 

@@ -99,6 +99,7 @@ export interface EventData {
   JobDispatched: { job: number; instance: string; queuedAt: number; fromDeferredSlot: boolean };
   /** A planned slot could not start a job: in-process limit reached, or a 60 s window is full until retryAt. */
   DispatchDeferred: { instance: string; reason: 'inProcess' | 'window'; retryAt: number | null };
+  /** value: the measured backlog, settled count or p95 (ms); -1 when a p95 window held no acknowledgement. */
   GateChecked: { phase: number; passed: boolean; value: number };
   JobCompleted: { job: number; instance: string; parked: number };
   PushHeldAtRelay: { push: number; device: string; heldItems: number; deliverAt: number | null };

@@ -255,6 +255,8 @@ export class PlanProjection {
       case 'DeviceCutOff': {
         this.cutOff++;
         const device = this.device(e.data.device);
+        // A device the plan cut off is one the plan affected, even if the plan never moved it.
+        this.enterScope(device, device.phase);
         device.outOfServiceSince ??= e.at;
         break;
       }

@@ -65,3 +65,31 @@ describe('reusing a retired SRP id', () => {
     expect(metrics.stranded.byReason.srpDisabled).toBeGreaterThanOrEqual(2);
   });
 });
+
+describe('who an SRP conflict strands', () => {
+  it('counts devices cut off outside the moved users among the plan users, so stranded never exceeds users', () => {
+    // BES01B's two users move to a new server that reuses BES01A's SRP id 1: BES01A's two users,
+    // who are not moving, lose service too.
+    const scenario = tinyScenario({
+      instances: 2,
+      instanceUsers: [2, 2],
+      fleet: quietFleet(4),
+      plans: {
+        clash: {
+          kind: 'phased',
+          from: ['BES01B'],
+          into: { newInstances: { instances: [{ id: 'NEW1', srpId: 1 }] } },
+          size: 2,
+          every: '10m',
+        },
+      },
+    });
+    const { events, metrics } = runPlan(scenario, 'clash');
+    const cutOff = new Set(ofType(events, 'DeviceCutOff').map((e) => e.data.device));
+    const moved = new Set(ofType(events, 'UserMoveRequested').map((e) => e.data.device));
+    expect([...cutOff].some((d) => !moved.has(d))).toBe(true);
+    expect(metrics.users).toBe(new Set([...cutOff, ...moved]).size);
+    expect(metrics.stranded.total).toBeLessThanOrEqual(metrics.users);
+    expect(metrics.stranded.byReason.srpDisabled).toBe(metrics.stranded.total);
+  });
+});

@@ -11,6 +11,11 @@ export const formatMs = formatDurationMs;
 
 const count = new Intl.NumberFormat('en-US', { maximumFractionDigits: 1 });
 
+/** A percentile, or a dash when nothing was measured (0 ms would read as instant). */
+function latency(stats: PlanMetrics['pushDelivery'], key: 'p50Ms' | 'p95Ms' | 'p99Ms'): string {
+  return stats.count === 0 ? '— (none)' : formatMs(stats[key]);
+}
+
 interface Row {
   label: string;
   value: (m: PlanMetrics) => string;
@@ -21,14 +26,14 @@ interface Row {
 const ROWS: Row[] = [
   { label: 'makespan (server side)', value: (m) => formatMs(m.makespanMs), score: (m) => m.makespanMs },
   { label: 'full convergence', value: (m) => formatMs(m.convergenceMs) },
-  { label: 'push delivery p50', value: (m) => formatMs(m.pushDelivery.p50Ms) },
+  { label: 'push delivery p50', value: (m) => latency(m.pushDelivery, 'p50Ms') },
   {
     label: 'push delivery p95',
-    value: (m) => formatMs(m.pushDelivery.p95Ms),
-    score: (m) => m.pushDelivery.p95Ms,
+    value: (m) => latency(m.pushDelivery, 'p95Ms'),
+    score: (m) => (m.pushDelivery.count ? m.pushDelivery.p95Ms : Number.POSITIVE_INFINITY),
   },
-  { label: 'push delivery p99', value: (m) => formatMs(m.pushDelivery.p99Ms) },
-  { label: 'user migration p95', value: (m) => formatMs(m.userMigration.p95Ms) },
+  { label: 'push delivery p99', value: (m) => latency(m.pushDelivery, 'p99Ms') },
+  { label: 'user migration p95', value: (m) => latency(m.userMigration, 'p95Ms') },
   {
     label: 'peak queue (domain)',
     value: (m) => count.format(m.peakQueue.domain),
@@ -40,16 +45,7 @@ const ROWS: Row[] = [
     value: (m) =>
       `${count.format(m.usersConverged)} / ${count.format(m.users)} (${(m.convergedShare * 100).toFixed(1)}%)`,
   },
-  {
-    label: 'stranded',
-    value: (m) =>
-      m.stranded.total === 0
-        ? '0'
-        : `${m.stranded.total} (${Object.entries(m.stranded.byReason)
-            .map(([k, v]) => `${k} ${v}`)
-            .join(', ')})`,
-    score: (m) => m.stranded.total,
-  },
+  { label: 'stranded', value: (m) => count.format(m.stranded.total), score: (m) => m.stranded.total },
   {
     label: 'SRP conflicts',
     value: (m) => String(m.srpConflicts.length),
@@ -73,6 +69,24 @@ const ROWS: Row[] = [
   { label: 'events', value: (m) => count.format(m.events) },
 ];
 
+/** The table's rows: the fixed ones, with one indented row per stranded reason after 'stranded'. */
+function rowsFor(metrics: readonly PlanMetrics[]): Row[] {
+  const reasons = [...new Set(metrics.flatMap((m) => Object.keys(m.stranded.byReason)))].sort() as Array<
+    keyof PlanMetrics['stranded']['byReason']
+  >;
+  return ROWS.flatMap((row) =>
+    row.label === 'stranded'
+      ? [
+          row,
+          ...reasons.map((r) => ({
+            label: `  ${r}`,
+            value: (m: PlanMetrics) => count.format(m.stranded.byReason[r] ?? 0),
+          })),
+        ]
+      : [row],
+  );
+}
+
 export function comparisonTable(summary: RunSummary, color = pc.isColorSupported): string {
   const plans = Object.keys(summary.plans);
   const metrics = plans.map((p) => summary.plans[p]!.metrics);
@@ -82,8 +96,10 @@ export function comparisonTable(summary: RunSummary, color = pc.isColorSupported
   const table = new Table({
     head: ['', ...plans].map((h) => paint.bold(h)),
     style: { head: [], border: [] },
+    // No rule between rows: a long table stays on one screen.
+    chars: { mid: '', 'left-mid': '', 'mid-mid': '', 'right-mid': '' },
   });
-  for (const row of ROWS) {
+  for (const row of rowsFor(metrics)) {
     let best = -1;
     if (row.score && metrics.length > 1) {
       const scores = metrics.map(row.score);
@@ -141,7 +157,7 @@ export function comparisonMarkdown(summary: RunSummary): string {
     '',
     `| metric | ${plans.join(' | ')} |`,
     `|---|${plans.map(() => '---').join('|')}|`,
-    ...ROWS.map((row) => `| ${row.label} | ${metrics.map(row.value).join(' | ')} |`),
+    ...rowsFor(metrics).map((row) => `| ${row.label.trim()} | ${metrics.map(row.value).join(' | ')} |`),
     '',
     verdict(summary),
     '',

@@ -120,7 +120,7 @@ function execute(
     processed++;
     const decision = decide(command, at);
     store(decision);
-    if (options.onProgress && (processed & 0xffff) === 0) options.onProgress(at, horizon);
+    if (options.onProgress && (processed & 0x1fff) === 0) options.onProgress(at, horizon);
   }
   const reason = heap.size > 0 ? 'horizon' : 'drained';
   store(decide({ type: 'FinishRun', reason }, reason === 'horizon' ? horizon : state.now));

@@ -1,0 +1,150 @@
+/**
+ * Validation of a command batch with answers a client can act on: each problem names the field
+ * (`commands[0].users[1]`), what was expected there and what the body actually holds. The
+ * wording follows the scenario loader's (harness/scenario/load.ts), whose renderer is private.
+ */
+import { inspect } from 'node:util';
+import type { z } from 'zod';
+import { type CommandBatch, commandBatchSchema } from './commands.ts';
+
+type Issue = z.core.$ZodIssue;
+type Path = readonly PropertyKey[];
+
+/** One problem in a request body. `field` is '(body)' when the body as a whole is wrong. */
+export interface FieldIssue {
+  field: string;
+  problem: string;
+}
+
+export type BatchValidation = { ok: true; batch: CommandBatch } | { ok: false; issues: FieldIssue[] };
+
+/** Problems reported per request; a body with more is wrong enough that more lines do not help. */
+export const MAX_ISSUES = 20;
+/** Values quoted in messages are cut to this many characters. */
+const MAX_VALUE_CHARS = 60;
+export const BODY_FIELD = '(body)';
+
+export function validateCommandBatch(input: unknown): BatchValidation {
+  const result = commandBatchSchema.safeParse(input);
+  if (result.success) return { ok: true, batch: result.data };
+  const issues = result.error.issues.flatMap((issue) => describeIssue(issue, [], input)).slice(0, MAX_ISSUES);
+  return { ok: false, issues };
+}
+
+function describeIssue(issue: Issue, prefix: Path, input: unknown): FieldIssue[] {
+  const path = [...prefix, ...issue.path];
+  const found = valueAt(input, path);
+  switch (issue.code) {
+    case 'unrecognized_keys':
+      // At the key's own path: the field to remove is the one named.
+      return issue.keys.map((key) => ({
+        field: formatPath([...path, key]),
+        problem: `expected no such field, found ${show(valueAt(found, [key]))}`,
+      }));
+    case 'invalid_union': {
+      // An alternative that matched the shape and failed inside says more than "no alternative".
+      const branch = issue.errors.find((inner) => inner.some((i) => i.path.length > 0));
+      if (branch) return branch.flatMap((inner) => describeIssue(inner, path, input));
+      break;
+    }
+  }
+  const expected = expectation(issue);
+  return [
+    {
+      field: formatPath(path),
+      problem: expected ? `${expected}, found ${show(found)}` : `${issue.message}, found ${show(found)}`,
+    },
+  ];
+}
+
+function expectation(issue: Issue): string | undefined {
+  // The schema's own messages start with "expected"; zod's defaults start with a capital.
+  if (issue.message.startsWith('expected ')) {
+    const cut = issue.message.indexOf(', found ');
+    return cut === -1 ? issue.message : issue.message.slice(0, cut);
+  }
+  switch (issue.code) {
+    case 'invalid_type':
+      return `expected ${typeName(issue.expected)}`;
+    case 'too_small':
+      return `expected ${bound(issue.origin, issue.minimum, issue.inclusive, 'at least', '>')}`;
+    case 'too_big':
+      return `expected ${bound(issue.origin, issue.maximum, issue.inclusive, 'at most', '<')}`;
+    case 'invalid_value':
+      return `expected ${oneOf(issue.values)}`;
+    case 'invalid_union':
+      return 'options' in issue && Array.isArray(issue.options)
+        ? `expected ${oneOf(issue.options)}`
+        : undefined;
+    default:
+      return undefined;
+  }
+}
+
+function typeName(expected: string): string {
+  switch (expected) {
+    case 'int':
+      return 'an integer';
+    case 'object':
+    case 'array':
+      return `an ${expected}`;
+    default:
+      return `a ${expected}`;
+  }
+}
+
+function bound(
+  origin: string,
+  limit: number | bigint,
+  inclusive: boolean | undefined,
+  words: 'at least' | 'at most',
+  operator: '>' | '<',
+): string {
+  const n = Number(limit);
+  switch (origin) {
+    case 'array':
+      return `${words} ${n} ${n === 1 ? 'item' : 'items'}`;
+    case 'string':
+      return `${words} ${n} ${n === 1 ? 'character' : 'characters'}`;
+    default:
+      return `a number ${operator}${inclusive ? '=' : ''} ${n}`;
+  }
+}
+
+function oneOf(values: readonly unknown[]): string {
+  return values.length === 1 ? show(values[0]) : `one of ${values.map(show).join(' | ')}`;
+}
+
+/** `commands[0].users[1]`; '(body)' for the body itself. */
+export function formatPath(path: Path): string {
+  if (path.length === 0) return BODY_FIELD;
+  let text = '';
+  for (const segment of path) {
+    if (typeof segment === 'number') text += `[${segment}]`;
+    else if (typeof segment === 'string' && /^[A-Za-z_$][\w$]*$/.test(segment))
+      text += text ? `.${segment}` : segment;
+    else text += `[${show(String(segment))}]`;
+  }
+  return text;
+}
+
+function valueAt(input: unknown, path: Path): unknown {
+  let value = input;
+  for (const segment of path) {
+    if (value === null || typeof value !== 'object' || !Object.hasOwn(value, segment)) return undefined;
+    value = (value as Record<PropertyKey, unknown>)[segment];
+  }
+  return value;
+}
+
+/** A value as the client wrote it, shortened. */
+function show(value: unknown): string {
+  if (value === undefined) return 'nothing';
+  const text = inspect(value, {
+    depth: 1,
+    breakLength: Number.POSITIVE_INFINITY,
+    maxArrayLength: 3,
+    maxStringLength: 40,
+  });
+  return text.length > MAX_VALUE_CHARS ? `${text.slice(0, MAX_VALUE_CHARS - 1)}…` : text;
+}

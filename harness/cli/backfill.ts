@@ -49,8 +49,9 @@ Point Prometheus at it (retention must reach back to ${from.slice(0, 10)}):
 or
   prometheus --storage.tsdb.path=${tsdb} --storage.tsdb.retention.time=10y --config.file=deploy/prometheus/standalone.yml
 A Prometheus already running on that folder loads new blocks at its next start or compaction.
-In Grafana (docker compose: http://localhost:3000) open "phasebench / rollout" and set the time
-range to ${from} .. ${to}.`);
+Query it at http://127.0.0.1:19090 (e.g. max_over_time(phasebench_domain_queue_depth_jobs[4d])), or
+add it as a Prometheus datasource to a Grafana and import dashboards/*.json; set the time range
+to ${from} .. ${to}. (docker compose's Grafana reads compose's Prometheus: see docker-compose.yml.)`);
       },
     );
 }

@@ -221,6 +221,19 @@ describe('backfilled into a real Prometheus', () => {
     }
   });
 
+  it('says how to install promtool when it cannot run it', async () => {
+    await expect(
+      backfillRun(runDir, {
+        tsdb: join(root, 'unused'),
+        now: new Date(),
+        promtool: join(root, 'no-promtool'),
+      }),
+    ).rejects.toMatchObject({
+      code: 'PROMTOOL_NOT_FOUND',
+      message: expect.stringContaining('apt-get install prometheus'),
+    });
+  });
+
   it('holds the final counters: pushes by outcome and the converged share at the end of the run', async () => {
     for (const [plan, { metrics }] of Object.entries(summary.plans)) {
       const selector = `{run="om-run",plan="${plan}"}`;

@@ -1,7 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { formatError, PhasebenchError } from '../errors.ts';
+import { backfillCommand } from './backfill.ts';
 import { compareCommand } from './compare.ts';
+import { exportMetricsCommand } from './export-metrics.ts';
 import { previewCommand } from './preview.ts';
 import { replayCommand } from './replay.ts';
 import { runCommand } from './run.ts';
@@ -19,7 +21,15 @@ const program = new Command('phasebench')
   .showHelpAfterError('(add --help for usage)')
   .exitOverride();
 
-for (const command of [runCommand(), sweepCommand(), previewCommand(), replayCommand(), compareCommand()]) {
+for (const command of [
+  runCommand(),
+  sweepCommand(),
+  previewCommand(),
+  replayCommand(),
+  compareCommand(),
+  exportMetricsCommand(),
+  backfillCommand(),
+]) {
   program.addCommand(command.exitOverride().showHelpAfterError('(add --help for usage)'));
 }
 

@@ -237,7 +237,7 @@ describe('the Policy Service throttle', () => {
       // Work is left (or may be left): the service plans its next minute a minute later.
       expect(onlyScheduled(d, 'PlanMinute')).toEqual({
         at: 180_000,
-        command: { type: 'PlanMinute', instance: 'BES01A' },
+        command: { type: 'PlanMinute', instance: 'BES01A', due: 180_000 },
       });
     },
   );
@@ -330,7 +330,7 @@ describe('the Policy Service throttle', () => {
     // The minute's two slots start late (as deferred slots do): at 10 s and 50 s.
     g.when({ type: 'DispatchSlot', instance: 'BES01A', deferred: false }, 10_000);
     g.when({ type: 'DispatchSlot', instance: 'BES01A', deferred: false }, 50_000);
-    const next = g.when({ type: 'PlanMinute', instance: 'BES01A' }, 60_000);
+    const next = g.when({ type: 'PlanMinute', instance: 'BES01A', due: 60_000 }, 60_000);
     expect(scheduledOf(next, 'DispatchSlot').map((s) => s.at)).toEqual([60_000, 90_000]);
 
     const full = g.when({ type: 'DispatchSlot', instance: 'BES01A', deferred: false }, 60_000);

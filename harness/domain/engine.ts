@@ -37,7 +37,8 @@ export type Command =
   | { type: 'QueueItPolicyJobs' }
   | { type: 'RequestActivation'; user: number }
   | { type: 'FinishHandshake'; user: number }
-  | { type: 'PlanMinute'; instance: string }
+  /** `due`: the instant the minute was planned for; live, the command may run a little later. */
+  | { type: 'PlanMinute'; instance: string; due: number }
   | { type: 'DispatchSlot'; instance: string; deferred: boolean }
   | { type: 'ReachRelay'; push: number }
   | { type: 'RelayDeliver'; push: number }
@@ -876,7 +877,7 @@ const handlers: Handlers = {
   PlanMinute(d, c) {
     const { state } = d;
     const service = state.instances.get(c.instance)!.service;
-    if (service.planTimer !== d.at) return; // superseded
+    if (service.planTimer !== c.due) return; // superseded by a newer plan
     const queued = service.queue.length - service.queueHead;
     let busy = 0;
     for (const inst of state.instances.values())
@@ -892,7 +893,7 @@ const handlers: Handlers = {
     for (const offset of slotOffsets(jobs))
       d.schedule(d.at + offset, { type: 'DispatchSlot', instance: c.instance, deferred: false });
     if (service.planTimer !== null)
-      d.schedule(service.planTimer, { type: 'PlanMinute', instance: c.instance });
+      d.schedule(service.planTimer, { type: 'PlanMinute', instance: c.instance, due: service.planTimer });
   },
 
   DispatchSlot(d, c) {
@@ -1182,7 +1183,9 @@ function queueJob(
     bypassThrottle,
     cause,
   });
-  if (!bypassThrottle && wasIdle) d.schedule(service.planTimer!, { type: 'PlanMinute', instance });
+  if (!bypassThrottle && wasIdle) {
+    d.schedule(service.planTimer!, { type: 'PlanMinute', instance, due: service.planTimer! });
+  }
   return job;
 }
 

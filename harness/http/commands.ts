@@ -42,6 +42,7 @@ const users = z
   .min(1)
   .max(MAX_USERS_PER_COMMAND)
   .superRefine((ids, ctx) => {
+    if (new Set(ids).size === ids.length) return;
     const firstAt = new Map<string, number>();
     ids.forEach((id, index) => {
       const first = firstAt.get(id);

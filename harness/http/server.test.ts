@@ -462,26 +462,35 @@ describe('GET /metrics and /healthz', () => {
 });
 
 describe('request log and shutdown', () => {
-  it('logs each request as structured JSON at info, and never the token', async () => {
-    const stream = new PassThrough();
-    const lines: string[] = [];
-    stream.on('data', (chunk: Buffer) => lines.push(...chunk.toString('utf8').split('\n').filter(Boolean)));
-    const { url, app } = await start({ logLevel: 'info', logStream: stream });
-    await post(url, validBatch);
-    await post(url, validBatch, { authorization: 'Bearer wrong-token-guess' });
-    await app.close();
-    const records = lines.map((line) => JSON.parse(line) as Record<string, unknown>);
-    const completed = records.filter((r) => r.msg === 'request completed');
-    expect(completed.map((r) => (r.res as { statusCode: number }).statusCode)).toEqual([202, 401]);
-    expect(completed.every((r) => r.level === 30 && typeof r.responseTime === 'number')).toBe(true);
-    expect(records.find((r) => r.msg === 'commands accepted')).toMatchObject({
-      run: validBatch.run,
-      accepted: 4,
-    });
-    const all = lines.join('\n');
-    expect(all).not.toContain(TOKEN);
-    expect(all).not.toContain('wrong-token-guess');
-  });
+  it.each(['info', 'debug'] as const)(
+    'logs each request as structured JSON at info, and never the token (level %s)',
+    async (level) => {
+      const stream = new PassThrough();
+      const lines: string[] = [];
+      stream.on('data', (chunk: Buffer) => lines.push(...chunk.toString('utf8').split('\n').filter(Boolean)));
+      const { url, app } = await start({ logLevel: level, logStream: stream });
+      await post(url, validBatch);
+      await post(url, validBatch, { authorization: 'Bearer wrong-token-guess' });
+      await app.close();
+      const records = lines.map((line) => JSON.parse(line) as Record<string, unknown>);
+      const completed = records.filter((r) => r.msg === 'request completed');
+      expect(completed.map((r) => (r.res as { statusCode: number }).statusCode)).toEqual([202, 401]);
+      expect(completed.every((r) => r.level === 30 && typeof r.responseTime === 'number')).toBe(true);
+      // One line per request: the request and its outcome together.
+      expect(completed[0]).toMatchObject({ req: { method: 'POST', url: '/v1/commands' }, reqId: 'req-1' });
+      expect(records.filter((r) => r.msg === 'incoming request')).toEqual([]);
+      // Each accepted batch says which run and how many commands, at debug.
+      const accepted = records.filter((r) => r.msg === 'commands accepted');
+      if (level === 'debug') {
+        expect(accepted).toEqual([expect.objectContaining({ level: 20, run: validBatch.run, accepted: 4 })]);
+      } else {
+        expect(accepted).toEqual([]);
+      }
+      const all = lines.join('\n');
+      expect(all).not.toContain(TOKEN);
+      expect(all).not.toContain('wrong-token-guess');
+    },
+  );
 
   it('close lets a request in flight finish, then refuses new connections', async () => {
     // An adapter whose append waits until released: the request is in flight during close().

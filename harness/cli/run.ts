@@ -37,7 +37,8 @@ Examples:
   $ phasebench run scenarios/it-policy-10k.ts --json > summary.json
 
 Writes results/<run-id>/: events/<plan>.ndjson.gz (the logs), summary.json, comparison.md,
-scenario.json. 'phasebench replay <dir>' rebuilds the summary from the logs alone.`,
+scenario.json, report.html (charts, readable offline) and key-chart.png.
+'phasebench replay <dir>' rebuilds the summary from the logs alone.`,
     )
     .action(
       async (
@@ -56,6 +57,10 @@ scenario.json. 'phasebench replay <dir>' rebuilds the summary from the logs alon
           onPlanDone: () => progress.stopPlan(),
         });
         await writeText(outDir, 'comparison.md', comparisonMarkdown(summary));
+        // Loaded here, not at the top: the chart renderer takes a second or two to load, and only
+        // commands that draw a report should pay for it.
+        const { writeReport } = await import('../report/write.ts');
+        const report = await writeReport(outDir);
         if (options.json) {
           process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
           return;
@@ -68,6 +73,7 @@ scenario.json. 'phasebench replay <dir>' rebuilds the summary from the logs alon
         console.log(comparisonTable(summary));
         console.log(verdict(summary));
         console.log(pc.dim(`Results: ${outDir}`));
+        console.log(pc.dim(`Report: ${report.html}`));
       },
     );
 }

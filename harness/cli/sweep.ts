@@ -10,6 +10,7 @@ import Table from 'cli-table3';
 import { Command, InvalidArgumentError } from 'commander';
 import pc from 'picocolors';
 import type { SloCheck } from '../metrics/slo.ts';
+import { writeJson } from '../results/store.ts';
 import { duration, type Gate } from '../scenario/schema.ts';
 import {
   DEFAULT_P95_WINDOW_MS,
@@ -118,14 +119,14 @@ function splitOnce(text: string, separator: string): [string, string | undefined
 // ---------------------------------------------------------------------------------------------
 // Display.
 
-const SLO_LABELS: Record<SloCheck['name'], string> = {
+export const SLO_LABELS: Record<SloCheck['name'], string> = {
   makespan: 'makespan',
   p95Delivery: 'p95 delivery',
   peakQueue: 'peak queue',
   strandedShare: 'stranded share',
 };
 
-function sloValue(name: SloCheck['name'], value: number): string {
+export function sloValue(name: SloCheck['name'], value: number): string {
   if (!Number.isFinite(value)) return 'nothing delivered';
   if (name === 'strandedShare') return `${(value * 100).toFixed(1)}%`;
   return name === 'peakQueue' ? count.format(value) : formatMs(value);
@@ -352,9 +353,12 @@ Examples:
         // Give the terminal its cursor back even when a run throws.
         progress.stop(total);
       }
-      const written = options.write
-        ? await writeSweep(options.out ?? defaultSweepDir(scenario, new Date()), result)
-        : null;
+      const outDir = options.out ?? defaultSweepDir(scenario, new Date());
+      const written = options.write ? await writeSweep(outDir, result) : null;
+      // The report names the scenario and its description, as a run's folder does.
+      if (written) await writeJson(outDir, 'scenario.json', scenario);
+      // The chart renderer takes a second or two to load: only a sweep that writes a report loads it.
+      const report = written ? await (await import('../report/write.ts')).writeReport(outDir) : null;
       if (options.json) {
         process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
         return;
@@ -362,5 +366,6 @@ Examples:
       const colors = pc.createColors(pc.isColorSupported && process.stdout.isTTY === true);
       process.stdout.write(renderSweep(result, colors));
       if (written) process.stdout.write(`${colors.dim(`Sweep: ${written}`)}\n`);
+      if (report) process.stdout.write(`${colors.dim(`Report: ${report.html}`)}\n`);
     });
 }

@@ -3,10 +3,11 @@
  * XML for CI test views (one testsuite per plan, one testcase per threshold result) and the
  * result itself as JSON. Rendering is pure; `writeReports` is the only part touching the disk.
  */
-import { mkdir, writeFile } from 'node:fs/promises';
+import { access, mkdir, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, join, relative, resolve } from 'node:path';
 import type { Builder as JUnitBuilder } from 'junit-report-builder';
+import { KEY_CHART_FILE } from '../report/files.ts';
 import { type CompareResult, failedCount, type PlanComparison, type Verdict } from './compare.ts';
 import type { ThresholdResult } from './evaluate.ts';
 import { formatChange, formatPValue, formatShiftMs, formatValue } from './format.ts';
@@ -25,7 +26,8 @@ const PHASE_COLUMN_TITLES: Record<PhaseMetricName, string> = {
   p95_delivery: 'p95 delivery',
 };
 
-export function renderMarkdown(result: CompareResult): string {
+/** `keyChart`: where the candidate's key-chart.png is, relative to the Markdown file, if it has one. */
+export function renderMarkdown(result: CompareResult, keyChart?: string): string {
   const lines: string[] = [];
   lines.push(`# phasebench compare: ${headline(result)}`, '');
   lines.push('| | Summary | Scenario | Seed |', '|:--|:--|:--|--:|');
@@ -36,6 +38,7 @@ export function renderMarkdown(result: CompareResult): string {
     lines.push(row([role, code(ref.path), escapeCell(ref.scenario), String(ref.seed)]));
   }
   lines.push('');
+  if (keyChart) lines.push(`![Candidate: push queue depth over time per plan](${encodeURI(keyChart)})`, '');
 
   for (const plan of result.plans) lines.push(...planSection(plan, result.thresholds), '');
 
@@ -196,8 +199,10 @@ export async function writeReports(
     junit: resolve(options.junitPath ?? join(options.outDir, 'junit.xml')),
     json: resolve(join(options.outDir, 'compare.json')),
   };
+  const keyChart = join(dirname(result.candidate.path), KEY_CHART_FILE);
+  const linked = (await exists(keyChart)) ? relative(dirname(paths.markdown), keyChart) : undefined;
   await Promise.all([
-    writeText(paths.markdown, renderMarkdown(result)),
+    writeText(paths.markdown, renderMarkdown(result, linked)),
     writeText(paths.junit, renderJUnit(result)),
     writeText(paths.json, `${JSON.stringify(result, null, 2)}\n`),
   ]);
@@ -211,6 +216,15 @@ export function headline(result: CompareResult): string {
   return failed === 0
     ? `${PASSED_MARK} all ${total} threshold${total === 1 ? '' : 's'} passed`
     : `${FAILED_MARK} ${failed} of ${total} threshold${total === 1 ? '' : 's'} failed`;
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await access(path);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 async function writeText(path: string, text: string): Promise<void> {

@@ -24,7 +24,13 @@ beforeAll(async () => {
   process.env.PHASEBENCH_HTTP_LOAD_TEST_TOKEN = TOKEN;
   process.env.PHASEBENCH_HTTP_LOAD_TEST_WRONG = 'not-the-token';
   let now = 0;
-  app = await buildServer({ log, token: TOKEN, clock: () => now++, rateLimit: false, logLevel: 'silent' });
+  app = await buildServer({
+    log,
+    token: TOKEN,
+    clock: { now: () => now++ },
+    rateLimit: false,
+    logLevel: 'silent',
+  });
   url = await app.listen({ port: 0, host: '127.0.0.1' });
 });
 afterAll(async () => {
@@ -107,7 +113,7 @@ describe('phasebench http-load', () => {
     const gone = await buildServer({
       log: new MemoryEventLog(),
       token: TOKEN,
-      clock: () => 0,
+      clock: { now: () => 0 },
       logLevel: 'silent',
     });
     const goneUrl = await gone.listen({ port: 0, host: '127.0.0.1' });

@@ -5,6 +5,7 @@ import { isLoopbackHost } from '../http/load.ts';
 import { type AdminServerOptions, buildServer, DEFAULT_BODY_LIMIT_BYTES } from '../http/server.ts';
 import { MemoryEventLog } from '../log/memory.ts';
 import type { EventLog } from '../log/port.ts';
+import { WallClock } from '../sim/clock.ts';
 
 const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 type LogLevel = (typeof LOG_LEVELS)[number];
@@ -65,11 +66,10 @@ export async function startServe(
   const log: EventLog = new MemoryEventLog();
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
-  const origin = performance.now();
   const serverOptions: AdminServerOptions = {
     log,
     token,
-    clock: () => Math.round(performance.now() - origin),
+    clock: new WallClock(1),
     bodyLimitBytes: options.bodyLimit,
     rateLimit: options.rateLimit === 0 ? false : { max: options.rateLimit, windowMs: 60_000 },
     registry,

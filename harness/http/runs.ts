@@ -5,6 +5,7 @@
  */
 import type { StoredEvent } from '../domain/events.ts';
 import type { EventLog } from '../log/port.ts';
+import type { Clock } from '../sim/clock.ts';
 import {
   asStoredEvents,
   COMMAND_TYPES,
@@ -61,13 +62,13 @@ export async function readRunStatus(log: EventLog, run: string): Promise<RunStat
  */
 export class CommandRecorder {
   readonly #log: EventLog;
-  readonly #clock: () => number;
+  readonly #clock: Pick<Clock, 'now'>;
   readonly #nextSeq = new Map<string, number>();
   /** Per run: settles when the run's last queued append has finished (either way). */
   readonly #tails = new Map<string, Promise<void>>();
 
-  /** @param clock wall milliseconds since the server started; stamps `at`. */
-  constructor(log: EventLog, clock: () => number) {
+  /** @param clock stamps `at`: milliseconds since the server started. */
+  constructor(log: EventLog, clock: Pick<Clock, 'now'>) {
     this.#log = log;
     this.#clock = clock;
   }
@@ -90,7 +91,7 @@ export class CommandRecorder {
 
   async #append(batch: CommandBatch): Promise<CommandAccepted[]> {
     const firstSeq = this.#nextSeq.get(batch.run) ?? (await nextSeqInLog(this.#log, batch.run));
-    const facts = commandsAccepted(batch, firstSeq, this.#clock());
+    const facts = commandsAccepted(batch, firstSeq, this.#clock.now());
     this.#nextSeq.delete(batch.run);
     await this.#log.append(asStoredEvents(facts));
     this.#nextSeq.set(batch.run, firstSeq + facts.length);

@@ -54,7 +54,7 @@ async function start(overrides: Partial<AdminServerOptions> = {}): Promise<Runni
   const app = await buildServer({
     log,
     token: TOKEN,
-    clock: () => (now += 7),
+    clock: { now: () => (now += 7) },
     registry,
     rateLimit: GENEROUS,
     logLevel: 'silent',
@@ -526,7 +526,7 @@ describe('request log and shutdown', () => {
 
   it('refuses to build without a token', async () => {
     await expect(
-      buildServer({ log: new MemoryEventLog(), token: ' ', clock: () => 0 }),
+      buildServer({ log: new MemoryEventLog(), token: ' ', clock: { now: () => 0 } }),
     ).rejects.toMatchObject({
       code: 'TOKEN_MISSING',
     });

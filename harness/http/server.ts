@@ -25,6 +25,7 @@ import Fastify, {
 import { Registry } from 'prom-client';
 import { EventLogError } from '../log/errors.ts';
 import type { EventLog } from '../log/port.ts';
+import type { Clock } from '../sim/clock.ts';
 import { HttpAdminError } from './errors.ts';
 import { HTTP_METRIC_NAMES, HttpMetrics, UNMATCHED_ROUTE } from './metrics.ts';
 import { CommandRecorder, readRunStatus } from './runs.ts';
@@ -77,8 +78,11 @@ export interface AdminServerOptions {
   log: EventLog;
   /** The bearer token clients must present. Must not be empty. */
   token: string;
-  /** Wall milliseconds since the server started; stamps `at` on CommandAccepted facts. */
-  clock: () => number;
+  /**
+   * Stamps `at` on CommandAccepted facts: milliseconds since the server started (`serve` uses a
+   * WallClock at time scale 1). Only `now` is read.
+   */
+  clock: Pick<Clock, 'now'>;
   /** Largest request body accepted; larger ones get 413. Default 1 MiB. */
   bodyLimitBytes?: number;
   /** Per-client limit on /v1 routes (429 with Retry-After beyond it); false: none. Default 1,200 a minute. */

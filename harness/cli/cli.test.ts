@@ -158,7 +158,18 @@ describe('phasebench run, replay and --help', () => {
   });
 
   it('every command has --help', () => {
-    for (const command of ['run', 'sweep', 'preview', 'replay', 'compare']) {
+    for (const command of [
+      'run',
+      'sweep',
+      'preview',
+      'replay',
+      'compare',
+      'report',
+      'export-metrics',
+      'backfill',
+      'serve',
+      'http-load',
+    ]) {
       const r = phasebench(command, '--help');
       expect(r.status, command).toBe(0);
       expect(r.stdout, command).toContain(`Usage: phasebench ${command}`);

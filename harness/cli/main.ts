@@ -4,14 +4,25 @@ import { formatError, PhasebenchError } from '../errors.ts';
 import { backfillCommand } from './backfill.ts';
 import { compareCommand } from './compare.ts';
 import { exportMetricsCommand } from './export-metrics.ts';
+import { httpLoadCommand } from './http-load.ts';
 import { previewCommand } from './preview.ts';
 import { replayCommand } from './replay.ts';
+import { reportCommand } from './report.ts';
 import { runCommand } from './run.ts';
+import { serveCommand } from './serve.ts';
 import { sweepCommand } from './sweep.ts';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
   version: string;
 };
+
+// Output piped into `head` and cut off is not a failure of ours.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+    throw error;
+  });
+}
 
 const program = new Command('phasebench')
   .description(
@@ -27,8 +38,11 @@ for (const command of [
   previewCommand(),
   replayCommand(),
   compareCommand(),
+  reportCommand(),
   exportMetricsCommand(),
   backfillCommand(),
+  serveCommand(),
+  httpLoadCommand(),
 ]) {
   program.addCommand(command.exitOverride().showHelpAfterError('(add --help for usage)'));
 }

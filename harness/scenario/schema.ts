@@ -451,10 +451,10 @@ export const ASSUMPTIONS: ReadonlyArray<{
   },
   { key: 'domain.usersPerInstance', value: '2000', source: 'E', note: 'users per BES instance' },
   {
-    key: 'domain.moveDetectionDelay',
-    value: 'uniform 0-15 min',
+    key: 'domain.moveDetectionPoll',
+    value: '15 min',
     source: 'D',
-    note: 'a mailbox move is detected within 15 min (BES 5.0 SP3)',
+    note: 'a mailbox move is detected within 15 min (BES 5.0 SP3); modelled as a poll',
   },
   {
     key: 'domain.policyDetectionDelay',

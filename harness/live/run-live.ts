@@ -64,7 +64,11 @@ interface AckMessage {
   device: string;
 }
 
-export async function runLive(scenario: Scenario, planName: string, options: LiveRunOptions): Promise<LiveRun> {
+export async function runLive(
+  scenario: Scenario,
+  planName: string,
+  options: LiveRunOptions,
+): Promise<LiveRun> {
   const { kafka, topics, clock } = options;
   const random = new SeededRandom(scenario.seed);
   const fleet = options.fleet ?? generateFleet(scenario, random);
@@ -78,7 +82,12 @@ export async function runLive(scenario: Scenario, planName: string, options: Liv
     if (command.type === 'Acknowledge') {
       // The device side of the push goes through the broker instead of the local heap.
       inFlight++;
-      outgoing.push({ run, push: command.push, device: fleet.devices[state.pushes[command.push]!.device]!.pin, ackAt: at });
+      outgoing.push({
+        run,
+        push: command.push,
+        device: fleet.devices[state.pushes[command.push]!.device]!.pin,
+        ackAt: at,
+      });
     } else {
       heap.push(at, command);
     }
@@ -96,16 +105,23 @@ export async function runLive(scenario: Scenario, planName: string, options: Liv
     void clock.sleepUntil(message.ackAt).then(() =>
       producer.send({
         topic: topics.deviceEvents.name,
-        messages: [{ key: message.device, value: JSON.stringify({ run, push: message.push, device: message.device }) }],
+        messages: [
+          { key: message.device, value: JSON.stringify({ run, push: message.push, device: message.device }) },
+        ],
       }),
     );
   });
-  const engineSide = await startConsumer(kafka, `phasebench-engine-${run}`, topics.deviceEvents.name, (value) => {
-    const message = JSON.parse(value) as AckMessage;
-    if (message.run !== run) return;
-    acks.push(message);
-    wake?.();
-  });
+  const engineSide = await startConsumer(
+    kafka,
+    `phasebench-engine-${run}`,
+    topics.deviceEvents.name,
+    (value) => {
+      const message = JSON.parse(value) as AckMessage;
+      if (message.run !== run) return;
+      acks.push(message);
+      wake?.();
+    },
+  );
 
   let seq = 0;
   let lastAt = 0;
@@ -169,7 +185,8 @@ export async function runLive(scenario: Scenario, planName: string, options: Liv
       });
       wake = null;
     }
-    const reason = inFlight === 0 && (heap.peekTime() === undefined || heap.peekTime()! > horizon) ? 'drained' : 'horizon';
+    const reason =
+      inFlight === 0 && (heap.peekTime() === undefined || heap.peekTime()! > horizon) ? 'drained' : 'horizon';
     execute({ type: 'FinishRun', reason }, reason === 'horizon' ? Math.max(lastAt, horizon) : lastAt);
     flush();
     await sending;
@@ -188,14 +205,25 @@ export async function runLive(scenario: Scenario, planName: string, options: Liv
     hasher.update(e);
     projection.apply(e);
   }
-  return { plan: planName, runId: run, events, metrics: projection.result(hasher.digest()), pushesInFlight: inFlight };
+  return {
+    plan: planName,
+    runId: run,
+    events,
+    metrics: projection.result(hasher.digest()),
+    pushesInFlight: inFlight,
+  };
 }
 
 /**
  * A consumer of one topic that starts exactly at the topic's end as it is now: anything produced
  * after this returns is read, nothing before it is (other runs share the topic).
  */
-async function startConsumer(kafka: Kafka, groupId: string, topic: string, onValue: (value: string) => void): Promise<Consumer> {
+async function startConsumer(
+  kafka: Kafka,
+  groupId: string,
+  topic: string,
+  onValue: (value: string) => void,
+): Promise<Consumer> {
   const admin = kafka.admin();
   await admin.connect();
   const ends = await admin.fetchTopicOffsets(topic);

@@ -879,10 +879,14 @@ const handlers: Handlers = {
     const service = state.instances.get(c.instance)!.service;
     if (service.planTimer !== c.due) return; // superseded by a newer plan
     const queued = service.queue.length - service.queueHead;
+    // This service's place among the Policy Services with work queued, for sharing the domain budget.
     let busy = 0;
-    for (const inst of state.instances.values())
+    let rank = 0;
+    for (const inst of state.instances.values()) {
+      if (inst.id === c.instance) rank = busy;
       if (inst.service.queue.length > inst.service.queueHead) busy++;
-    const jobs = jobsForMinute(queued, busy, d.scenario.domain.throttle);
+    }
+    const jobs = jobsForMinute(queued, busy, d.scenario.domain.throttle, rank, Math.floor(d.at / MINUTE_MS));
     d.emit('ThrottleMinutePlanned', c.instance, {
       instance: c.instance,
       minute: Math.floor(d.at / MINUTE_MS),

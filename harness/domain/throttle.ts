@@ -32,15 +32,26 @@ export class SlidingWindow {
 
 /**
  * How many jobs a Policy Service plans for its next minute (D: it decides how many users to
- * process in the next 60 s and spreads them evenly). The domain limit is shared evenly among
- * the Policy Services that have work queued (E: services do not coordinate, so each takes an
- * equal share of the domain budget).
+ * process in the next 60 s and spreads them evenly). The domain limit is shared among the Policy
+ * Services that have work queued (E: services do not coordinate, so each takes a share): an equal
+ * share each, and the remainder one job apiece to services that take turns minute by minute
+ * (`rank` is the service's place among the busy ones), so no capacity is lost to rounding, not
+ * even when there are more busy services than the domain allows jobs a minute.
  */
-export function jobsForMinute(queued: number, busyServices: number, throttle: Throttle): number {
+export function jobsForMinute(
+  queued: number,
+  busyServices: number,
+  throttle: Throttle,
+  rank = 0,
+  minute = 0,
+): number {
   let n = queued;
   if (throttle.jobsPerMinutePerService !== null) n = Math.min(n, throttle.jobsPerMinutePerService);
   if (throttle.jobsPerMinuteDomain !== null) {
-    n = Math.min(n, Math.max(1, Math.floor(throttle.jobsPerMinuteDomain / Math.max(1, busyServices))));
+    const busy = Math.max(1, busyServices);
+    const share = Math.floor(throttle.jobsPerMinuteDomain / busy);
+    const extra = (rank + minute) % busy < throttle.jobsPerMinuteDomain % busy ? 1 : 0;
+    n = Math.min(n, share + extra);
   }
   return n;
 }

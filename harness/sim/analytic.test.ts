@@ -45,6 +45,26 @@ function expectMakespanNear(makespanMs: number, users: number, rate: number): vo
 }
 
 describe('IT policy change makespan from the throttle arithmetic', () => {
+  it.each([
+    [7, 2_100],
+    [20, 3_000],
+  ])(
+    '%i instances with a domain limit of 30 a minute: no capacity is lost to rounding the shares',
+    (instances, users) => {
+      // 30 / 7 and 30 / 20 do not divide: the remainder goes round the services minute by minute,
+      // so the domain still starts 30 jobs every minute (fewer, and later, if shares were rounded
+      // down). Uncoordinated services may bunch a minute's starts, so the hard bound is whole
+      // minutes of the domain limit (throttleLowerBoundMs), and the pace is still N / 30.
+      const { scenario, run } = policyChange(users, instances, 30);
+      const m = run.metrics;
+      expect(m.usersConverged).toBe(users);
+      const perService = Array.from({ length: instances }, () => users / instances);
+      expect(m.makespanMs).toBeGreaterThanOrEqual(throttleLowerBoundMs(perService, scenario.domain.throttle));
+      expect(Math.abs(m.makespanMs / MINUTE_MS - users / 30)).toBeLessThanOrEqual(0.05 * (users / 30) + 2);
+      expect(m.maxJobsInAnyMinute.domain).toBeLessThanOrEqual(30);
+    },
+  );
+
   it.each([500, 2000, 5000])('one instance: %i devices take about N/100 minutes', (users) => {
     const { scenario, run } = policyChange(users, 1);
     const m = run.metrics;

@@ -3,12 +3,13 @@
  * (`commands[0].users[1]`), what was expected there and what the body actually holds. The
  * wording follows the scenario loader's (harness/scenario/load.ts), whose renderer is private.
  */
-import { inspect } from 'node:util';
+
 import type { z } from 'zod';
+import { formatIssuePath, type IssuePath, showValue, valueAtPath } from '../validation/render.ts';
 import { type CommandBatch, commandBatchSchema } from './commands.ts';
 
 type Issue = z.core.$ZodIssue;
-type Path = readonly PropertyKey[];
+type Path = IssuePath;
 
 /** One problem in a request body. `field` is '(body)' when the body as a whole is wrong. */
 export interface FieldIssue {
@@ -115,36 +116,9 @@ function oneOf(values: readonly unknown[]): string {
   return values.length === 1 ? show(values[0]) : `one of ${values.map(show).join(' | ')}`;
 }
 
-/** `commands[0].users[1]`; '(body)' for the body itself. */
-export function formatPath(path: Path): string {
-  if (path.length === 0) return BODY_FIELD;
-  let text = '';
-  for (const segment of path) {
-    if (typeof segment === 'number') text += `[${segment}]`;
-    else if (typeof segment === 'string' && /^[A-Za-z_$][\w$]*$/.test(segment))
-      text += text ? `.${segment}` : segment;
-    else text += `[${show(String(segment))}]`;
-  }
-  return text;
-}
+export const formatPath = (path: IssuePath): string => formatIssuePath(path, BODY_FIELD);
 
-function valueAt(input: unknown, path: Path): unknown {
-  let value = input;
-  for (const segment of path) {
-    if (value === null || typeof value !== 'object' || !Object.hasOwn(value, segment)) return undefined;
-    value = (value as Record<PropertyKey, unknown>)[segment];
-  }
-  return value;
-}
+const valueAt = valueAtPath;
 
-/** A value as the client wrote it, shortened. */
-function show(value: unknown): string {
-  if (value === undefined) return 'nothing';
-  const text = inspect(value, {
-    depth: 1,
-    breakLength: Number.POSITIVE_INFINITY,
-    maxArrayLength: 3,
-    maxStringLength: 40,
-  });
-  return text.length > MAX_VALUE_CHARS ? `${text.slice(0, MAX_VALUE_CHARS - 1)}…` : text;
-}
+const show = (value: unknown): string =>
+  showValue(value, { depth: 1, maxArrayLength: 3, maxChars: MAX_VALUE_CHARS });

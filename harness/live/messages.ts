@@ -11,7 +11,7 @@
  * decodeMessage never throws on what a topic holds: it returns the message or a reason that names
  * what was wrong, which the consumer (consumer.ts) writes to the dead-letter topic.
  */
-import { inspect } from 'node:util';
+
 import { z } from 'zod';
 import {
   EVENT_SCHEMA_VERSION,
@@ -22,6 +22,7 @@ import {
   type PushKind,
   type StoredEvent,
 } from '../domain/events.ts';
+import { formatIssuePath, type IssuePath, showValue, valueAtPath } from '../validation/render.ts';
 import type { TopicRole } from './kafka-config.ts';
 
 /**
@@ -498,7 +499,7 @@ function typeChoices(types: readonly string[]): string {
 // renderers are private to them, and this one needs only a message's first problem.
 
 type Issue = z.core.$ZodIssue;
-type Path = readonly PropertyKey[];
+type Path = IssuePath;
 
 const ROOT_FIELD = '(message)';
 
@@ -581,39 +582,9 @@ function bound(
   }
 }
 
-/** `data.pushes[0].kind`; ROOT_FIELD for the message itself. */
-function formatPath(path: Path): string {
-  if (path.length === 0) return ROOT_FIELD;
-  let text = '';
-  for (const segment of path) {
-    if (typeof segment === 'number') text += `[${segment}]`;
-    else if (typeof segment === 'string' && /^[A-Za-z_$][\w$]*$/.test(segment))
-      text += text ? `.${segment}` : segment;
-    else text += `[${show(String(segment))}]`;
-  }
-  return text;
-}
+const formatPath = (path: IssuePath): string => formatIssuePath(path, ROOT_FIELD);
 
-function valueAt(input: unknown, path: Path): unknown {
-  let value = input;
-  for (const segment of path) {
-    if (value === null || typeof value !== 'object' || !Object.hasOwn(value, segment)) return undefined;
-    value = (value as Record<PropertyKey, unknown>)[segment];
-  }
-  return value;
-}
+const valueAt = valueAtPath;
 
-/**
- * A value as the message holds it, shortened. inspect with a depth limit, not JSON.stringify: a
- * message may nest arrays thousands deep, and a recursive stringify would overflow the stack.
- */
-function show(value: unknown): string {
-  if (value === undefined) return 'nothing';
-  const text = inspect(value, {
-    depth: 1,
-    breakLength: Number.POSITIVE_INFINITY,
-    maxArrayLength: 3,
-    maxStringLength: 40,
-  });
-  return text.length > MAX_FOUND_CHARS ? `${text.slice(0, MAX_FOUND_CHARS - 1)}…` : text;
-}
+const show = (value: unknown): string =>
+  showValue(value, { depth: 1, maxArrayLength: 3, maxChars: MAX_FOUND_CHARS });

@@ -3,17 +3,18 @@
  * ScenarioError whose message names the file and, for validation, lists one line per problem:
  * the field (`plans.phased.size`), what the schema expected and what the file actually holds.
  */
+
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { isAbsolute, join, relative, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { inspect } from 'node:util';
 import { tsImport } from 'tsx/esm/api';
 import type { z } from 'zod';
 import { ScenarioError, type ScenarioIssue } from '../errors.ts';
+import { formatIssuePath, type IssuePath, showValue, valueAtPath } from '../validation/render.ts';
 import { type Scenario, scenarioSchema } from './schema.ts';
 
 type Issue = z.core.$ZodIssue;
-type Path = readonly PropertyKey[];
+type Path = IssuePath;
 
 /** Suggestions listed when a scenario file does not exist. */
 const MAX_SUGGESTIONS = 12;
@@ -263,39 +264,12 @@ function orList(items: readonly string[]): string {
   return items.length <= 1 ? (items[0] ?? '') : `${items.slice(0, -1).join(', ')} or ${items.at(-1)}`;
 }
 
-/** `plans.phased.size`, `domain.instances[2].id`, `plans['phased-2k']`. */
-function formatPath(path: Path): string {
-  if (path.length === 0) return '(scenario)';
-  let text = '';
-  for (const segment of path) {
-    if (typeof segment === 'number') text += `[${segment}]`;
-    else if (typeof segment === 'string' && /^[A-Za-z_$][\w$]*$/.test(segment))
-      text += text ? `.${segment}` : segment;
-    else text += `[${show(typeof segment === 'string' ? segment : String(segment))}]`;
-  }
-  return text;
-}
+const formatPath = (path: IssuePath): string => formatIssuePath(path, '(scenario)');
 
-function valueAt(input: unknown, path: Path): unknown {
-  let value = input;
-  for (const segment of path) {
-    if (value === null || typeof value !== 'object' || !Object.hasOwn(value, segment)) return undefined;
-    value = (value as Record<PropertyKey, unknown>)[segment];
-  }
-  return value;
-}
+const valueAt = valueAtPath;
 
-/** A value as the author would have written it, shortened. */
-function show(value: unknown): string {
-  if (value === undefined) return 'nothing';
-  const text = inspect(value, {
-    depth: 2,
-    breakLength: Number.POSITIVE_INFINITY,
-    maxArrayLength: 5,
-    maxStringLength: 40,
-  });
-  return text.length > MAX_VALUE_CHARS ? `${text.slice(0, MAX_VALUE_CHARS - 1)}…` : text;
-}
+const show = (value: unknown): string =>
+  showValue(value, { depth: 2, maxArrayLength: 5, maxChars: MAX_VALUE_CHARS });
 
 function describeThrown(err: unknown): string {
   const text = err instanceof Error ? `${err.name}: ${err.message}` : show(err);

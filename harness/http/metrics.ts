@@ -1,18 +1,12 @@
 /**
- * The admin API's Prometheus metrics, defined once. Dashboards import the names from here until
- * the project's metric names module takes them over.
+ * The admin API's Prometheus metrics. Their names are defined with every other metric name in
+ * harness/metrics/names.ts.
  */
 import { Counter, Histogram, type Registry } from 'prom-client';
+import { HTTP_METRIC_NAMES } from '../metrics/names.ts';
 import { COMMAND_TYPES, type CommandType } from './commands.ts';
 
-export const HTTP_METRIC_NAMES = {
-  /** Requests answered, by route pattern, method and status code. */
-  requests: 'phasebench_http_requests_total',
-  /** Time from receiving a request to sending its answer, by route pattern and method. */
-  requestDuration: 'phasebench_http_request_duration_seconds',
-  /** Commands appended to the event log as CommandAccepted, by command type. */
-  commandsAccepted: 'phasebench_commands_accepted_total',
-} as const;
+export { HTTP_METRIC_NAMES };
 
 /** Route label for requests no route matched, so probes of random URLs add no label values. */
 export const UNMATCHED_ROUTE = 'unmatched';

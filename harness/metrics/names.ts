@@ -151,6 +151,16 @@ export type MetricKey = keyof typeof METRICS;
 /** The families in a fixed order: exports and dashboards list them this way. */
 export const METRIC_DEFINITIONS: readonly MetricDefinition[] = Object.values(METRICS);
 
+/** The HTTP admin API's own metrics (registered by harness/http/metrics.ts). */
+export const HTTP_METRIC_NAMES = {
+  /** Requests answered, by route pattern, method and status code. */
+  requests: 'phasebench_http_requests_total',
+  /** Time from receiving a request to sending its answer, by route pattern and method. */
+  requestDuration: 'phasebench_http_request_duration_seconds',
+  /** Commands appended to the event log as CommandAccepted, by command type. */
+  commandsAccepted: 'phasebench_commands_accepted_total',
+} as const;
+
 export const PUSH_OUTCOMES = ['acknowledged', 'expired'] as const;
 export type PushOutcome = (typeof PUSH_OUTCOMES)[number];
 

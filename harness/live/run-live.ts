@@ -38,6 +38,8 @@ export interface LiveRunOptions {
   /** Events appended per Kafka request at most. */
   batchSize?: number;
   onProgress?: (runMs: number, horizonMs: number) => void;
+  /** How long after its push was sent (run timeline) an acknowledgement is waited for before it counts as lost. Default 30 min. */
+  ackTimeoutMs?: number;
 }
 
 export interface LiveRun {
@@ -48,6 +50,8 @@ export interface LiveRun {
   metrics: PlanMetrics;
   /** Pushes whose round trip through the broker was still open when the run ended. */
   pushesInFlight: number;
+  /** Acknowledgements given up on after ackTimeoutMs. */
+  acksLost: number;
 }
 
 interface PushMessage {
@@ -62,6 +66,8 @@ interface AckMessage {
   run: string;
   push: number;
   device: string;
+  /** When the acknowledgement reached the server, on the run's timeline (event time). */
+  at: number;
 }
 
 export async function runLive(
@@ -77,11 +83,23 @@ export async function runLive(
   const heap = new TimeHeap<Command>();
   const outgoing: PushMessage[] = [];
   let inFlight = 0;
+  // Acknowledgements still crossing the broker, earliest first: the engine's timeline may not pass
+  // the earliest of them, or a fact could be decided before the acknowledgement it depends on.
+  const outstanding = new TimeHeap<number>();
+  const arrived = new Set<number>();
+  /** When each push left for the broker (run timeline), to tell a slow acknowledgement from a lost one. */
+  const sentAt = new Map<number, number>();
+  const lost = new Set<number>();
+  const barrier = (): number | undefined => {
+    while (outstanding.size > 0 && arrived.has(outstanding.peek()!)) arrived.delete(outstanding.pop()!);
+    return outstanding.peekTime();
+  };
 
   const decide = createDecide(state, { random }, (at, command) => {
     if (command.type === 'Acknowledge') {
       // The device side of the push goes through the broker instead of the local heap.
       inFlight++;
+      outstanding.push(at, command.push);
       outgoing.push({
         run,
         push: command.push,
@@ -106,7 +124,10 @@ export async function runLive(
       producer.send({
         topic: topics.deviceEvents.name,
         messages: [
-          { key: message.device, value: JSON.stringify({ run, push: message.push, device: message.device }) },
+          {
+            key: message.device,
+            value: JSON.stringify({ run, push: message.push, device: message.device, at: message.ackAt }),
+          },
         ],
       }),
     );
@@ -142,6 +163,8 @@ export async function runLive(
   let sending: Promise<unknown> = Promise.resolve();
   const flush = (): void => {
     if (outgoing.length > 0) {
+      const now = clock.now();
+      for (const m of outgoing) sentAt.set(m.push, now);
       const messages = outgoing.splice(0).map((m) => ({ key: m.device, value: JSON.stringify(m) }));
       const pushes = producer.send({ topic: topics.pushes.name, messages });
       sending = Promise.all([sending, pushes]);
@@ -160,25 +183,45 @@ export async function runLive(
   };
 
   const horizon = scenario.horizon;
+  const ackTimeout = options.ackTimeoutMs ?? 30 * 60_000;
   try {
     heap.push(0, { type: 'StartRun' });
     for (;;) {
+      // An acknowledgement joins the engine's timeline at the time the device sent it.
       while (acks.length > 0) {
         const ack = acks.shift()!;
+        sentAt.delete(ack.push);
+        if (lost.delete(ack.push)) {
+          // Given up on, and here after all: late, so it joins the timeline now.
+          heap.push(Math.max(ack.at, lastAt), { type: 'Acknowledge', push: ack.push });
+          continue;
+        }
         inFlight--;
-        execute({ type: 'Acknowledge', push: ack.push }, clock.now());
+        arrived.add(ack.push);
+        heap.push(ack.at, { type: 'Acknowledge', push: ack.push });
       }
       const next = heap.peekTime();
+      const blockedAt = barrier();
       const now = clock.now();
-      if (next !== undefined && next <= now && next <= horizon) {
+      const runnable = next !== undefined && next <= horizon && (blockedAt === undefined || next < blockedAt);
+      if (runnable && next <= now) {
         execute(heap.pop()!, next);
         continue;
       }
       flush();
       options.onProgress?.(now, horizon);
       const drained = (next === undefined || next > horizon) && inFlight === 0;
-      if (drained || now >= horizon) break;
-      const until = next === undefined ? horizon : Math.min(next, horizon);
+      if (drained || (now >= horizon && !runnable)) break;
+      const waitingFor = blockedAt === undefined ? undefined : outstanding.peek()!;
+      const givesUpAt = waitingFor === undefined ? undefined : (sentAt.get(waitingFor) ?? now) + ackTimeout;
+      if (!runnable && givesUpAt !== undefined && now >= givesUpAt) {
+        // The acknowledgement has not come back in time: stop holding the timeline for it.
+        arrived.add(waitingFor!);
+        lost.add(waitingFor!);
+        inFlight--;
+        continue;
+      }
+      const until = runnable ? next : givesUpAt !== undefined ? givesUpAt : horizon;
       await new Promise<void>((resolve) => {
         wake = resolve;
         void clock.sleepUntil(until).then(resolve);
@@ -211,6 +254,7 @@ export async function runLive(
     events,
     metrics: projection.result(hasher.digest()),
     pushesInFlight: inFlight,
+    acksLost: lost.size,
   };
 }
 

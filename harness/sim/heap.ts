@@ -17,6 +17,11 @@ export class TimeHeap<T> {
     return this.times[0];
   }
 
+  /** The earliest item, without removing it. */
+  peek(): T | undefined {
+    return this.items[0];
+  }
+
   push(time: number, item: T): void {
     const seq = this.nextSeq++;
     let i = this.items.length;

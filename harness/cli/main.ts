@@ -5,6 +5,7 @@ import { backfillCommand } from './backfill.ts';
 import { compareCommand } from './compare.ts';
 import { exportMetricsCommand } from './export-metrics.ts';
 import { httpLoadCommand } from './http-load.ts';
+import { liveCommand } from './live.ts';
 import { previewCommand } from './preview.ts';
 import { replayCommand } from './replay.ts';
 import { reportCommand } from './report.ts';
@@ -41,6 +42,7 @@ for (const command of [
   reportCommand(),
   exportMetricsCommand(),
   backfillCommand(),
+  liveCommand(),
   serveCommand(),
   httpLoadCommand(),
 ]) {

@@ -1,0 +1,160 @@
+import Table from 'cli-table3';
+import { Command, InvalidArgumentError } from 'commander';
+import pc from 'picocolors';
+import { PhasebenchError } from '../errors.ts';
+import { createTopics, kafkaClient, liveTopics } from '../live/kafka-config.ts';
+import { runLive } from '../live/run-live.ts';
+import { StreamingLogWriter } from '../results/log-writer.ts';
+import { defaultRunDir, eventsPath, prepareRunDir, SUMMARY_FILE, writeJson } from '../results/store.ts';
+import { summarise } from '../run/scenario-run.ts';
+import { WallClock } from '../sim/clock.ts';
+import { runPlan } from '../sim/run.ts';
+import { formatMs } from './output.ts';
+import { RunProgress } from './progress.ts';
+import { parseSeed, scenarioFromArgs } from './run.ts';
+
+function positive(value: string): number {
+  const n = Number(value);
+  if (!(n > 0) || !Number.isFinite(n)) throw new InvalidArgumentError('expected a positive number.');
+  return n;
+}
+
+interface LiveOptions {
+  plan?: string;
+  timeScale: number;
+  brokers: string;
+  topicPrefix: string;
+  seed?: number;
+  out?: string;
+  compareSim?: boolean;
+  tolerance: number;
+  progress: boolean;
+}
+
+export function liveCommand(): Command {
+  return new Command('live')
+    .description(
+      "Run a scenario's plan live: paced by the wall clock, every push's acknowledgement through Kafka",
+    )
+    .argument('<scenario>', 'scenario file (TypeScript)')
+    .option('-p, --plan <name>', 'the plan to run (default: the first)')
+    .option(
+      '-t, --time-scale <n>',
+      'run time passes this many times faster than the wall clock',
+      positive,
+      300,
+    )
+    .option('-b, --brokers <list>', 'Kafka bootstrap servers, comma-separated', '127.0.0.1:19092')
+    .option('--topic-prefix <prefix>', 'prefix for the phasebench.* topic names', '')
+    .option('-s, --seed <n>', "override the scenario's seed", parseSeed)
+    .option('-o, --out <dir>', 'results folder (default: results/<scenario>-s<seed>-<timestamp>)')
+    .option(
+      '--compare-sim',
+      'also run the plan in virtual time and report the agreement (exit 1 beyond --tolerance)',
+    )
+    .option(
+      '--tolerance <fraction>',
+      'largest relative difference in makespan and p95 delivery',
+      positive,
+      0.15,
+    )
+    .option('--no-progress', 'no progress bar')
+    .addHelpText(
+      'after',
+      `
+Needs a broker: 'npm run kafka:up' starts one on 127.0.0.1:19092. Topics are created if missing.
+
+Examples:
+  $ phasebench live scenarios/bes01-collapse.ts --plan phased --time-scale 600 --compare-sim
+  $ phasebench live my-scenario.ts --brokers 127.0.0.1:19092 --out results/live-1`,
+    )
+    .action(async (path: string, options: LiveOptions) => {
+      const scenario = await scenarioFromArgs(path, options);
+      const plan = options.plan ?? Object.keys(scenario.plans)[0]!;
+      if (!(plan in scenario.plans)) {
+        throw new PhasebenchError(
+          'PLAN_NOT_FOUND',
+          `scenario ${scenario.name} has no plan named '${plan}' (plans: ${Object.keys(scenario.plans).join(', ')})`,
+          { exitCode: 2 },
+        );
+      }
+      const kafka = kafkaClient({ brokers: options.brokers.split(',').map((b) => b.trim()) });
+      const topics = liveTopics({ prefix: options.topicPrefix });
+      const admin = kafka.admin();
+      try {
+        await admin.connect();
+        await createTopics(admin, Object.values(topics));
+      } catch (cause) {
+        throw new PhasebenchError(
+          'KAFKA_UNREACHABLE',
+          `cannot reach Kafka at ${options.brokers} (${(cause as Error).message}); start one with 'npm run kafka:up'`,
+          { cause, retriable: true },
+        );
+      } finally {
+        await admin.disconnect().catch(() => {});
+      }
+
+      const outDir = options.out ?? defaultRunDir(scenario, new Date());
+      await prepareRunDir(outDir);
+      const progress = new RunProgress(options.progress);
+      progress.startPlan(`${plan} live x${options.timeScale}`, 0, 1, scenario.horizon);
+      const live = await runLive(scenario, plan, {
+        kafka,
+        topics,
+        clock: new WallClock(options.timeScale),
+        runSuffix: new Date().toISOString(),
+        onProgress: (at) => progress.update(at),
+      });
+      progress.stopPlan();
+
+      const writer = new StreamingLogWriter(eventsPath(outDir, plan));
+      for (const e of live.events) writer.write(e);
+      writer.close();
+      const summary = summarise(scenario, [
+        {
+          plan,
+          runId: live.runId,
+          events: [],
+          metrics: live.metrics,
+          runtime: { wallMs: 0, eventsPerSecond: 0 },
+          commandsProcessed: 0,
+        },
+      ]);
+      await writeJson(outDir, SUMMARY_FILE, summary);
+      await writeJson(outDir, 'scenario.json', scenario);
+
+      const m = live.metrics;
+      console.log(
+        `${pc.bold(`${scenario.name} / ${plan}`)} live at x${options.timeScale}: makespan ${formatMs(m.makespanMs)}, ` +
+          `p95 delivery ${formatMs(m.pushDelivery.p95Ms)}, peak queue ${m.peakQueue.domain}, ${m.events} events from the broker` +
+          (live.acksLost > 0 ? pc.yellow(`, ${live.acksLost} acknowledgements lost`) : ''),
+      );
+      console.log(pc.dim(`Results: ${outDir}`));
+      if (!options.compareSim) return;
+
+      const sim = runPlan(scenario, plan, { keepEvents: false }).metrics;
+      const rows: Array<[string, number, number, boolean]> = [
+        ['makespan', m.makespanMs, sim.makespanMs, true],
+        ['push delivery p95', m.pushDelivery.p95Ms, sim.pushDelivery.p95Ms, true],
+        ['push delivery p50', m.pushDelivery.p50Ms, sim.pushDelivery.p50Ms, false],
+        ['full convergence', m.convergenceMs, sim.convergenceMs, false],
+      ];
+      const table = new Table({ head: ['', 'live', 'virtual time', 'difference'] });
+      let breached = false;
+      for (const [label, a, b, gated] of rows) {
+        const diff = b === 0 ? (a === 0 ? 0 : 1) : Math.abs(a - b) / b;
+        const bad = gated && diff > options.tolerance;
+        breached ||= bad;
+        const text = `${(diff * 100).toFixed(1)}%`;
+        table.push([label, formatMs(a), formatMs(b), bad ? pc.red(text) : text]);
+      }
+      console.log(table.toString());
+      if (breached) {
+        throw new PhasebenchError(
+          'LIVE_DISAGREES',
+          `the live run differs from virtual time by more than ${(options.tolerance * 100).toFixed(0)}% on makespan or p95 delivery`,
+        );
+      }
+      console.log(pc.green(`Live agrees with virtual time within ${(options.tolerance * 100).toFixed(0)}%.`));
+    });
+}

@@ -18,6 +18,8 @@
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=scripts/lib/process.sh
+source "$root/scripts/lib/process.sh"
 version="${KAFKA_VERSION:-3.9.2}"
 port="${KAFKA_PORT:-19092}"
 controller_port="${KAFKA_CONTROLLER_PORT:-$((port + 1))}"
@@ -220,19 +222,10 @@ up() {
 }
 
 stop_broker() {
-  local pid waited=0 timeout="${KAFKA_STOP_TIMEOUT_S:-30}"
+  local pid
   pid="$(broker_pid)"
   if [[ -n "$pid" ]]; then
-    kill -TERM "$pid" 2>/dev/null || true
-    while kill -0 "$pid" 2>/dev/null && ((waited < timeout * 10)); do
-      sleep 0.1
-      waited=$((waited + 1))
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-      echo "kafka.sh: broker (pid $pid) still running ${timeout} s after SIGTERM: sending SIGKILL" >&2
-      kill -KILL "$pid" 2>/dev/null || true
-      while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
-    fi
+    terminate_pid "$pid" "${KAFKA_STOP_TIMEOUT_S:-30}" "kafka.sh: broker"
     echo "kafka: stopped the broker on $bootstrap (pid $pid)"
   else
     echo "kafka: no broker running on $bootstrap"

@@ -19,6 +19,8 @@
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=scripts/lib/process.sh
+source "$root/scripts/lib/process.sh"
 port="${PROMETHEUS_PORT:-19090}"
 cache="$root/.cache/prometheus"
 tsdb="$(realpath -m "${PROMETHEUS_TSDB:-$cache/data-$port}")"
@@ -107,19 +109,10 @@ up() {
 }
 
 stop_server() {
-  local pid waited=0 timeout="${PROMETHEUS_STOP_TIMEOUT_S:-30}"
+  local pid
   pid="$(server_pid)"
   if [[ -n "$pid" ]]; then
-    kill -TERM "$pid" 2>/dev/null || true
-    while kill -0 "$pid" 2>/dev/null && ((waited < timeout * 10)); do
-      sleep 0.1
-      waited=$((waited + 1))
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-      echo "prometheus.sh: server (pid $pid) still running ${timeout} s after SIGTERM: sending SIGKILL" >&2
-      kill -KILL "$pid" 2>/dev/null || true
-      while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
-    fi
+    terminate_pid "$pid" "${PROMETHEUS_STOP_TIMEOUT_S:-30}" "prometheus.sh: server"
     echo "prometheus: stopped the server on $url (pid $pid)"
   else
     echo "prometheus: no server running on $url"

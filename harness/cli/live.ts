@@ -110,16 +110,7 @@ Examples:
       const writer = new StreamingLogWriter(eventsPath(outDir, plan));
       for (const e of live.events) writer.write(e);
       writer.close();
-      const summary = summarise(scenario, [
-        {
-          plan,
-          runId: live.runId,
-          events: [],
-          metrics: live.metrics,
-          runtime: { wallMs: 0, eventsPerSecond: 0 },
-          commandsProcessed: 0,
-        },
-      ]);
+      const summary = summarise(scenario, [{ plan, metrics: live.metrics }]);
       await writeJson(outDir, SUMMARY_FILE, summary);
       await writeJson(outDir, 'scenario.json', scenario);
 

@@ -66,13 +66,17 @@ export async function runScenario(
   return { summary, runs };
 }
 
-export function summarise(scenario: Scenario, runs: readonly PlanRun[]): RunSummary {
+/** The summary of a scenario's plan runs; a run needs only its plan, metrics and (optionally) runtime. */
+export function summarise(
+  scenario: Scenario,
+  runs: ReadonlyArray<Pick<PlanRun, 'plan' | 'metrics'> & { runtime?: PlanRun['runtime'] }>,
+): RunSummary {
   return {
     schema: 'phasebench.summary/1',
     scenario: scenario.name,
     seed: scenario.seed,
     horizonMs: scenario.horizon,
-    plans: Object.fromEntries(runs.map((r) => [r.plan, { metrics: r.metrics!, runtime: r.runtime }])),
+    plans: Object.fromEntries(runs.map((r) => [r.plan, { metrics: r.metrics, runtime: r.runtime }])),
     slos: scenario.slos,
     assumptions: [...ASSUMPTIONS],
   };

@@ -40,6 +40,8 @@ export interface LiveRunOptions {
   onProgress?: (runMs: number, horizonMs: number) => void;
   /** How long after its push was sent (run timeline) an acknowledgement is waited for before it counts as lost. Default 30 min. */
   ackTimeoutMs?: number;
+  /** Called with each of the run's events as it becomes known (live metrics, progress). */
+  onEvent?: (event: StoredEvent) => void;
 }
 
 export interface LiveRun {
@@ -156,6 +158,7 @@ export async function runLive(
       stored.id = `${run}#${seq}`;
       seq++;
       pending.push(stored);
+      options.onEvent?.(stored);
     }
   };
   // The loop never waits for the broker: sends are chained in order and awaited once at the end,

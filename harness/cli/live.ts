@@ -7,7 +7,6 @@ import { runLive } from '../live/run-live.ts';
 import { StreamingLogWriter } from '../results/log-writer.ts';
 import { defaultRunDir, eventsPath, prepareRunDir, SUMMARY_FILE, writeJson } from '../results/store.ts';
 import { summarise } from '../run/scenario-run.ts';
-import { WallClock } from '../sim/clock.ts';
 import { runPlan } from '../sim/run.ts';
 import { formatMs } from './output.ts';
 import { RunProgress } from './progress.ts';
@@ -29,6 +28,7 @@ interface LiveOptions {
   compareSim?: boolean;
   tolerance: number;
   progress: boolean;
+  external?: boolean;
 }
 
 export function liveCommand(): Command {
@@ -58,15 +58,23 @@ export function liveCommand(): Command {
       positive,
       0.15,
     )
+    .option(
+      '--external',
+      "use running 'phasebench engine' and 'phasebench fleet' services instead of starting one of each in this process",
+    )
     .option('--no-progress', 'no progress bar')
     .addHelpText(
       'after',
       `
 Needs a broker: 'npm run kafka:up' starts one on 127.0.0.1:19092. Topics are created if missing.
+Without --external the driver starts one engine worker and one fleet worker in its own process,
+members of the same consumer groups as 'phasebench engine' and 'phasebench fleet'.
 
 Examples:
   $ phasebench live scenarios/bes01-collapse.ts --plan phased --time-scale 600 --compare-sim
-  $ phasebench live my-scenario.ts --brokers 127.0.0.1:19092 --out results/live-1`,
+  $ phasebench live my-scenario.ts --brokers 127.0.0.1:19092 --out results/live-1
+  $ phasebench engine & phasebench engine & phasebench fleet &
+  $ phasebench live scenarios/it-policy-10k.ts --external --time-scale 600`,
     )
     .action(async (path: string, options: LiveOptions) => {
       const scenario = await scenarioFromArgs(path, options);
@@ -101,8 +109,9 @@ Examples:
       const live = await runLive(scenario, plan, {
         kafka,
         topics,
-        clock: new WallClock(options.timeScale),
-        runSuffix: new Date().toISOString(),
+        timeScale: options.timeScale,
+        runSuffix: new Date().toISOString().replace(/[:]/g, '-'),
+        inProcess: !options.external,
         onProgress: (at) => progress.update(at),
       });
       progress.stopPlan();
@@ -118,7 +127,7 @@ Examples:
       console.log(
         `${pc.bold(`${scenario.name} / ${plan}`)} live at x${options.timeScale}: makespan ${formatMs(m.makespanMs)}, ` +
           `p95 delivery ${formatMs(m.pushDelivery.p95Ms)}, peak queue ${m.peakQueue.domain}, ${m.events} events from the broker` +
-          (live.acksLost > 0 ? pc.yellow(`, ${live.acksLost} acknowledgements lost`) : ''),
+          (m.pushes.pending > 0 ? pc.yellow(`, ${m.pushes.pending} pushes still pending`) : ''),
       );
       console.log(pc.dim(`Results: ${outDir}`));
       if (!options.compareSim) return;

@@ -408,7 +408,9 @@ describe('DeadLetteringConsumer', () => {
         const attempt = (attempts.get(message.offset) ?? 0) + 1;
         attempts.set(message.offset, attempt);
         if (message.offset === offsets[1])
-          throw new TypeError(`cannot read 'phase' of user ${message.value.user}`);
+          throw new TypeError(
+            `cannot read 'phase' of user ${'user' in message.value ? message.value.user : '?'}`,
+          );
         if (message.offset === offsets[2] && attempt <= 2) {
           throw new PhasebenchError('LOG_WRITE_FAILED', 'the event log is restarting', { retriable: true });
         }

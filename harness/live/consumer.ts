@@ -71,7 +71,17 @@ export interface DeadLetteringConsumerOptions<R extends ConsumedRole> {
    * Called once per valid message, in partition order; the next message of the partition waits
    * for it. Throw a PhasebenchError with `retriable: true` for a failure worth retrying.
    */
-  handle: (message: ConsumedMessageOf<R>) => Promise<void>;
+  handle: (message: ConsumedMessageOf<R>, context: HandlerContext) => Promise<void>;
+  /**
+   * Partitions whose batches are handled at the same time. Default 1. A handler that holds its
+   * message for long (the engine hosts a whole run in one) needs one per partition it may own, or
+   * the other partitions wait.
+   */
+  partitionsConsumedConcurrently?: number;
+  /** The group's session timeout, in ms: how soon a member that died silently loses its partitions. Default 30_000. */
+  sessionTimeoutMs?: number;
+  /** How often the member heartbeats, in ms. Default 3_000; keep it under a third of the session timeout. */
+  heartbeatIntervalMs?: number;
   /** Where a group without committed offsets starts: the earliest message, or (default) new ones only. */
   fromBeginning?: boolean;
   retry?: Partial<HandlerRetry>;
@@ -86,6 +96,17 @@ export interface DeadLetteringConsumerOptions<R extends ConsumedRole> {
   epochMs?: () => number;
   /** How long the broker may hold a fetch open waiting for messages, in ms. Default 1_000. */
   maxWaitTimeInMs?: number;
+}
+
+/** What a handler may use while it holds a message. */
+export interface HandlerContext {
+  /**
+   * Tells the group this member is alive; a handler that holds its message for longer than the
+   * session timeout must call it now and then. It rejects when the group is rebalancing: the
+   * handler must then give the message up (stop its work and rethrow), and the message stays
+   * uncommitted for whoever owns the partition next.
+   */
+  heartbeat: () => Promise<void>;
 }
 
 /** What a consumer has done since it started. */
@@ -207,6 +228,10 @@ export class DeadLetteringConsumer<R extends ConsumedRole> {
       groupId: options.groupId,
       allowAutoTopicCreation: false,
       maxWaitTimeInMs: options.maxWaitTimeInMs ?? 1_000,
+      ...(options.sessionTimeoutMs === undefined ? {} : { sessionTimeout: options.sessionTimeoutMs }),
+      ...(options.heartbeatIntervalMs === undefined
+        ? {}
+        : { heartbeatInterval: options.heartbeatIntervalMs }),
     });
     const live = new DeadLetteringConsumer(options, roleOfTopic, consumer, writer);
     consumer.on(consumer.events.CRASH, ({ payload }) => {
@@ -228,6 +253,7 @@ export class DeadLetteringConsumer<R extends ConsumedRole> {
       await consumer.run({
         autoCommit: false,
         eachBatchAutoResolve: false,
+        partitionsConsumedConcurrently: options.partitionsConsumedConcurrently ?? 1,
         eachBatch: (payload) => live.#consumeBatch(payload),
       });
     } catch (cause) {
@@ -392,12 +418,25 @@ export class DeadLetteringConsumer<R extends ConsumedRole> {
    * @throws LiveConsumerError HANDLER_RETRIES_EXHAUSTED
    */
   async #handle(message: ConsumedMessageOf<R>, heartbeat: () => Promise<void>): Promise<Outcome> {
+    // A heartbeat that failed inside the handler: the group is rebalancing, whatever the handler threw.
+    let heartbeatFailure: { error: unknown } | undefined;
+    const context: HandlerContext = {
+      heartbeat: async () => {
+        try {
+          await heartbeat();
+        } catch (error) {
+          heartbeatFailure = { error };
+          throw error;
+        }
+      },
+    };
     for (let attempt = 0; ; attempt++) {
       try {
-        await this.#options.handle(message);
+        await this.#options.handle(message, context);
         this.#counts.handled++;
         return { kind: 'handled' };
       } catch (error) {
+        if (heartbeatFailure !== undefined) return { kind: 'interrupted', error: heartbeatFailure.error };
         if (!isRetriableKafkaError(error)) {
           return { kind: 'rejected', reason: formatReason('handler', describeError(error)) };
         }

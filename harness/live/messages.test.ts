@@ -76,6 +76,8 @@ describe('decodeMessage', () => {
         bytes: 2048,
         queuedAt: 3_600_500,
         intendedAt: 3_612_000,
+        ackAt: 3_612_900,
+        clock: { startedAt: 1_767_225_600_000, timeScale: 300 },
       },
       deviceEvents: { v: 1, type: 'coverageChanged', run: RUN, device: '2000007B', online: false, at: 5 },
       events: jobQueued,
@@ -119,7 +121,7 @@ describe('decodeMessage', () => {
       'no type',
       'commands',
       json({ v: 1, user: 'u000123' }),
-      "schema: type: expected one of 'moveUser' | 'changeItPolicy' | 'activateDevice', found nothing",
+      "schema: type: expected one of 'startRun' | 'moveUser' | 'changeItPolicy' | 'activateDevice', found nothing",
     ],
     [
       'a type of another topic',

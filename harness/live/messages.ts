@@ -105,6 +105,30 @@ export const activateDeviceMessage = z.strictObject({
   at: runMs,
 });
 
+/**
+ * Starts a run of a scenario's plan on the engine worker that owns the message's partition. The
+ * run's timeline starts at `startedAt` (epoch ms) and runs `timeScale` times faster than the wall
+ * clock; every worker maps wall time onto it the same way, so a worker that takes the run over
+ * after a crash continues the same timeline. `scenario` is the resolved scenario (as in a run's
+ * scenario.json); the engine validates it with the scenario schema and dead-letters it when bad.
+ * Key: the run id, so a run's commands share one partition and one owner.
+ */
+export const startRunMessage = z.strictObject({
+  v: messageVersion,
+  type: z.literal('startRun'),
+  run: runId,
+  plan: z.string().min(1).max(128),
+  scenario: z.record(z.string(), z.unknown()),
+  startedAt: z.number().int().nonnegative(),
+  timeScale: z.number().positive().max(1_000_000),
+});
+
+/** The run's timeline as wall time sees it: run ms = (epoch ms - startedAt) × timeScale. */
+const runClock = z.strictObject({
+  startedAt: z.number().int().nonnegative(),
+  timeScale: z.number().positive().max(1_000_000),
+});
+
 // --- phasebench.pushes (key: device PIN) ------------------------------------------------------
 
 export const pushMessage = z.strictObject({
@@ -119,6 +143,10 @@ export const pushMessage = z.strictObject({
   queuedAt: runMs,
   /** When the push should have been sent: latency is measured from here (no coordinated omission). */
   intendedAt: runMs,
+  /** When the device's acknowledgement reaches the server on the run's timeline (the transfer's end). */
+  ackAt: runMs,
+  /** How the fleet turns `ackAt` into wall time. */
+  clock: runClock,
 });
 
 // --- phasebench.device-events (key: device PIN) -----------------------------------------------
@@ -384,6 +412,7 @@ export const deadLetterMessage = z.strictObject({
 /** Each topic's messages by `type`. asyncapi.yaml names the same messages in each channel. */
 export const TOPIC_MESSAGES = {
   commands: {
+    startRun: startRunMessage,
     moveUser: moveUserMessage,
     changeItPolicy: changeItPolicyMessage,
     activateDevice: activateDeviceMessage,

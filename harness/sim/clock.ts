@@ -49,3 +49,35 @@ export class WallClock implements Clock {
     return new Promise((resolve) => this.wall.after(waitMs, resolve));
   }
 }
+
+/**
+ * A run timeline anchored to calendar time: run ms = (epoch ms - startedAt) × timeScale, never
+ * below 0. Every process that knows `startedAt` and the scale reads the same timeline, so a live
+ * run can move from one worker to another and go on where it was.
+ */
+export class EpochClock implements Clock {
+  constructor(
+    readonly startedAt: number,
+    readonly timeScale: number,
+    private readonly epochMs: () => number = Date.now,
+  ) {
+    if (!(timeScale > 0) || !Number.isFinite(timeScale)) {
+      throw new RangeError(`time scale must be a positive number, found ${timeScale}`);
+    }
+  }
+
+  now(): number {
+    return Math.max(0, Math.floor((this.epochMs() - this.startedAt) * this.timeScale));
+  }
+
+  /** The calendar time (epoch ms) at which the timeline reaches `at`. */
+  wallAt(at: number): number {
+    return this.startedAt + at / this.timeScale;
+  }
+
+  sleepUntil(at: number): Promise<void> {
+    const waitMs = this.wallAt(at) - this.epochMs();
+    if (waitMs <= 0) return Promise.resolve();
+    return new Promise((resolve) => setTimeout(resolve, Math.ceil(waitMs)));
+  }
+}

@@ -1,0 +1,158 @@
+/**
+ * `phasebench fleet`: the devices' side of live mode, a member of the `phasebench-fleet` consumer
+ * group on `phasebench.pushes`. A push reaches its device when its transfer ends (`ackAt` on the
+ * run's timeline, turned into wall time with the run's clock in the message); the device's
+ * acknowledgement then goes to `phasebench.device-events`, keyed by the device PIN, with the
+ * run's id in the `run` header so the run's engine reads it without parsing the rest.
+ *
+ * Many pushes wait at once: they sit in one time-ordered queue with one timer, and the answers due
+ * together leave in one request. The fleet keeps nothing that a crash would lose for good: an
+ * answer that never comes is overdue at the engine, which sends the push again.
+ */
+import type { Kafka, Producer } from 'kafkajs';
+import { TimeHeap } from '../sim/heap.ts';
+import { type ConsumerCounts, DeadLetteringConsumer } from './consumer.ts';
+import type { LiveTopics } from './kafka-config.ts';
+import { type DeviceEventMessage, MESSAGE_SCHEMA_VERSION, RUN_HEADER, VERSION_HEADER } from './messages.ts';
+
+export const FLEET_GROUP = 'phasebench-fleet';
+
+export interface FleetWorkerOptions {
+  kafka: Kafka;
+  topics: LiveTopics;
+  groupId?: string;
+  /** Read pushes already on the topic when the group has no committed offsets. Default true. */
+  fromBeginning?: boolean;
+  sessionTimeoutMs?: number;
+  heartbeatIntervalMs?: number;
+  epochMs?: () => number;
+}
+
+export interface FleetStats {
+  pushesReceived: number;
+  acksSent: number;
+  waiting: number;
+  consumer: ConsumerCounts;
+}
+
+export class FleetWorker {
+  readonly #options: FleetWorkerOptions;
+  readonly #producer: Producer;
+  readonly #due = new TimeHeap<DeviceEventMessage>();
+  #consumer: DeadLetteringConsumer<'pushes'> | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #timerAt = Number.POSITIVE_INFINITY;
+  #sending: Promise<void> = Promise.resolve();
+  #received = 0;
+  #sent = 0;
+  #stopped = false;
+
+  private constructor(options: FleetWorkerOptions, producer: Producer) {
+    this.#options = options;
+    this.#producer = producer;
+  }
+
+  static async start(options: FleetWorkerOptions): Promise<FleetWorker> {
+    const producer = options.kafka.producer({ allowAutoTopicCreation: false });
+    await producer.connect();
+    const worker = new FleetWorker(options, producer);
+    worker.#consumer = await DeadLetteringConsumer.start({
+      kafka: options.kafka,
+      groupId: options.groupId ?? FLEET_GROUP,
+      roles: ['pushes'],
+      topics: options.topics,
+      fromBeginning: options.fromBeginning ?? true,
+      maxWaitTimeInMs: 50,
+      ...(options.sessionTimeoutMs === undefined ? {} : { sessionTimeoutMs: options.sessionTimeoutMs }),
+      ...(options.heartbeatIntervalMs === undefined
+        ? {}
+        : { heartbeatIntervalMs: options.heartbeatIntervalMs }),
+      handle: async ({ value }) => {
+        worker.#received++;
+        const wallAt = value.clock.startedAt + value.ackAt / value.clock.timeScale;
+        worker.#due.push(wallAt, {
+          v: MESSAGE_SCHEMA_VERSION,
+          type: 'acknowledged',
+          run: value.run,
+          push: value.push,
+          device: value.device,
+          at: value.ackAt,
+        });
+        worker.#arm();
+      },
+    });
+    return worker;
+  }
+
+  /** Settles when the consumer stops; rejects with what stopped it when it failed. */
+  get done(): Promise<void> {
+    return this.#consumer!.done;
+  }
+
+  stats(): FleetStats {
+    return {
+      pushesReceived: this.#received,
+      acksSent: this.#sent,
+      waiting: this.#due.size,
+      consumer: this.#consumer!.counts(),
+    };
+  }
+
+  /** Leaves the group, sends the answers already due, and disconnects. */
+  async stop(): Promise<void> {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    await this.#consumer?.stop();
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#release();
+    await this.#sending;
+    await this.#producer.disconnect().catch(() => {});
+  }
+
+  #now(): number {
+    return (this.#options.epochMs ?? Date.now)();
+  }
+
+  #arm(): void {
+    const next = this.#due.peekTime();
+    if (next === undefined || this.#stopped) return;
+    if (this.#timer !== undefined && this.#timerAt <= next) return;
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timerAt = next;
+    this.#timer = setTimeout(
+      () => {
+        this.#timer = undefined;
+        this.#timerAt = Number.POSITIVE_INFINITY;
+        this.#release();
+        this.#arm();
+      },
+      Math.max(0, Math.ceil(next - this.#now())),
+    );
+  }
+
+  /** Sends every answer that is due, in one request. */
+  #release(): void {
+    const now = this.#now();
+    const ready: DeviceEventMessage[] = [];
+    while (this.#due.size > 0 && this.#due.peekTime()! <= now) ready.push(this.#due.pop()!);
+    if (ready.length === 0) return;
+    const messages = ready.map((m) => ({
+      key: m.device,
+      value: JSON.stringify(m),
+      headers: { [RUN_HEADER]: m.run, [VERSION_HEADER]: String(MESSAGE_SCHEMA_VERSION) },
+    }));
+    this.#sending = this.#sending.then(async () => {
+      for (let attempt = 0; ; attempt++) {
+        try {
+          await this.#producer.send({ topic: this.#options.topics.deviceEvents.name, messages });
+          this.#sent += messages.length;
+          return;
+        } catch {
+          // A broker restarting: keep trying a while; past that the engine sends the pushes again.
+          if (attempt >= 8) return;
+          await new Promise((resolve) => setTimeout(resolve, Math.min(5_000, 200 * 2 ** attempt)));
+        }
+      }
+    });
+  }
+}

@@ -1,0 +1,403 @@
+/**
+ * One live run hosted by an engine worker: the same decider as the simulator, paced by the run's
+ * timeline (EpochClock), with the device side of every push crossing the broker to the fleet and
+ * every fact appended to the event log topic.
+ *
+ * Why a crashed run can be taken over. The decider is deterministic: given the scenario, the plan
+ * and the seed, the commands it runs and the facts it decides follow from the order in which the
+ * commands run, and that order is the simulator's own, because:
+ * - an acknowledgement is scheduled on the heap when its push is sent, as in the simulator, at
+ *   the time the transfer ends; live, that heap entry waits until the fleet's answer has arrived,
+ *   and nothing later on the timeline runs before it (the barrier);
+ * - commands run at their scheduled time on the timeline even when the wall clock is a little
+ *   past it, so the facts never depend on how late the process woke up.
+ * So the log of a live run is the simulation's log, paced by the wall clock. A worker that takes
+ * the run over (the previous owner was killed, or a rebalance moved the partition) reads how much
+ * of the log is already there, runs the decider again from the start without waiting, treating
+ * every acknowledgement before that point as arrived (the previous owner only got past it because
+ * it had), appends nothing it re-decided below that point, sends again the pushes still waiting
+ * for an answer, and goes on live. Anything appended twice carries the same event id and is
+ * counted once by the projections.
+ *
+ * Each instance's Policy Service and throttle therefore live in exactly one place at a time: the
+ * worker hosting the run. Its throttle state after a takeover is the one the log implies, so a
+ * handover never lets more jobs through a 60-second window than the limits allow.
+ */
+import type { Consumer, Kafka, Producer } from 'kafkajs';
+import { type Command, createDecide, type Decision, initialState } from '../domain/engine.ts';
+import { EVENT_SCHEMA_VERSION, type PushKind, type StoredEvent } from '../domain/events.ts';
+import { generateFleet } from '../domain/fleet.ts';
+import type { EventLog } from '../log/port.ts';
+import type { Scenario } from '../scenario/schema.ts';
+import { EpochClock } from '../sim/clock.ts';
+import { TimeHeap } from '../sim/heap.ts';
+import { SeededRandom } from '../sim/random.ts';
+import { isRetriableKafkaError, type LiveTopics } from './kafka-config.ts';
+import { MESSAGE_SCHEMA_VERSION, type PushMessage, RUN_HEADER, VERSION_HEADER } from './messages.ts';
+
+export interface RunStart {
+  run: string;
+  plan: string;
+  scenario: Scenario;
+  /** Epoch ms at which the run's timeline starts. */
+  startedAt: number;
+  timeScale: number;
+}
+
+export interface HostRunOptions {
+  kafka: Kafka;
+  topics: LiveTopics;
+  /** The event log topic's adapter (shared by the worker's runs). */
+  log: EventLog;
+  /** Sends pushes (shared by the worker's runs). */
+  producer: Producer;
+  start: RunStart;
+  /** Aborting stops hosting at once, without finishing the run: another owner will. */
+  signal?: AbortSignal;
+  /** Called about once a second while the run is hosted; a rejection stops hosting and is rethrown. */
+  heartbeat?: () => Promise<void>;
+  /** Wall ms an acknowledgement may be overdue before its push is sent again. Default 5_000. */
+  resendAfterMs?: number;
+  /** Wall ms after a push was last sent before its acknowledgement is given up on. Default 120_000. */
+  ackTimeoutMs?: number;
+  /** Events appended per request at most. Default 2_000. */
+  batchSize?: number;
+  /** Calendar time, epoch ms. Default Date.now. */
+  epochMs?: () => number;
+  /** Called once the log has been read: how many of the run's events were already there. */
+  onHosting?: (recoveredEvents: number) => void;
+}
+
+export interface HostedRun {
+  run: string;
+  /** Events of the run in the log when this host began: re-decided, not appended again. */
+  recoveredEvents: number;
+  /** Events this host appended. */
+  appendedEvents: number;
+  /** Pushes sent to the fleet (again, after a takeover or an overdue answer, included). */
+  pushesSent: number;
+  /** Pushes sent again because their acknowledgement was overdue or a takeover found them open. */
+  pushesResent: number;
+  /** Acknowledgements given up on after ackTimeoutMs: their pushes stay pending. */
+  acksLost: number;
+  /** False when the host was aborted before the run completed. */
+  completed: boolean;
+}
+
+interface OpenPush {
+  job: number;
+  device: string;
+  kind: PushKind;
+  bytes: number;
+  queuedAt: number;
+}
+
+export async function hostRun(options: HostRunOptions): Promise<HostedRun> {
+  const { kafka, topics, log, producer, start } = options;
+  const { scenario, run } = start;
+  const epochMs = options.epochMs ?? Date.now;
+  const clock = new EpochClock(start.startedAt, start.timeScale, epochMs);
+  const resendAfterMs = options.resendAfterMs ?? 5_000;
+  const ackTimeoutMs = options.ackTimeoutMs ?? 120_000;
+  const batchSize = options.batchSize ?? 2_000;
+  const signal = options.signal;
+
+  // How much of the run the log already holds: the unbroken prefix of sequence numbers.
+  const logged = new Set<number>();
+  for await (const e of log.read({ run })) logged.add(e.seq);
+  let recovered = 0;
+  while (logged.has(recovered)) recovered++;
+  logged.clear();
+  options.onHosting?.(recovered);
+
+  const random = new SeededRandom(scenario.seed);
+  const fleet = generateFleet(scenario, random);
+  const state = initialState(scenario, start.plan, fleet);
+  const heap = new TimeHeap<Command>();
+  /** Pushes decided to be sent whose message has not left yet. */
+  const outbox = new Map<number, number>();
+  const decide = createDecide(state, { random }, (at, command) => {
+    heap.push(at, command);
+    if (command.type === 'Acknowledge') outbox.set(command.push, at);
+  });
+
+  const open = new Map<number, OpenPush>();
+  /** Pushes whose acknowledgement has come back from the fleet. */
+  const arrived = new Set<number>();
+  /** Wall time (epoch ms) each open push was last sent. */
+  const lastSent = new Map<number, number>();
+  const lost = new Set<number>();
+  let wake: (() => void) | undefined;
+  const acks = await startAckReader(kafka, topics, run, start.startedAt, (push) => {
+    arrived.add(push);
+    wake?.();
+  });
+
+  const stats: HostedRun = {
+    run,
+    recoveredEvents: recovered,
+    appendedEvents: 0,
+    pushesSent: 0,
+    pushesResent: 0,
+    acksLost: 0,
+    completed: false,
+  };
+  let seq = 0;
+  const pending: StoredEvent[] = [];
+  let sending: Promise<void> = Promise.resolve();
+  let queuedRequests = 0;
+  let sendFailure: unknown;
+
+  const store = (decision: Decision, at: number): void => {
+    for (const e of decision.events) {
+      const stored = e as StoredEvent;
+      stored.v = EVENT_SCHEMA_VERSION;
+      stored.run = run;
+      stored.seq = seq;
+      stored.id = `${run}#${seq}`;
+      seq++;
+      if (stored.type === 'JobQueued') {
+        for (const p of stored.data.pushes) {
+          open.set(p.push, {
+            job: stored.data.job,
+            device: stored.data.device,
+            kind: p.kind,
+            bytes: p.bytes,
+            queuedAt: at,
+          });
+        }
+      } else if (stored.type === 'PushAcknowledged' || stored.type === 'PushExpired') {
+        open.delete(stored.data.push);
+        outbox.delete(stored.data.push);
+      }
+      if (stored.seq >= recovered) pending.push(stored);
+    }
+  };
+
+  const enqueue = (work: () => Promise<unknown>): void => {
+    queuedRequests++;
+    sending = sending.then(async () => {
+      try {
+        if (sendFailure === undefined) await retrying(work, signal);
+      } catch (error) {
+        sendFailure ??= error;
+      } finally {
+        queuedRequests--;
+      }
+    });
+  };
+
+  const pushMessage = (push: number, ackAt: number): PushMessage | undefined => {
+    const p = open.get(push);
+    if (p === undefined) return undefined;
+    return {
+      v: MESSAGE_SCHEMA_VERSION,
+      type: 'push',
+      run,
+      push,
+      job: p.job,
+      device: p.device,
+      kind: p.kind,
+      bytes: p.bytes,
+      queuedAt: p.queuedAt,
+      intendedAt: p.queuedAt,
+      ackAt,
+      clock: { startedAt: start.startedAt, timeScale: start.timeScale },
+    };
+  };
+
+  const sendPushes = (messages: PushMessage[]): void => {
+    if (messages.length === 0) return;
+    const now = epochMs();
+    for (const m of messages) lastSent.set(m.push, now);
+    stats.pushesSent += messages.length;
+    const records = messages.map((m) => ({
+      key: m.device,
+      value: JSON.stringify(m),
+      headers: { [RUN_HEADER]: run, [VERSION_HEADER]: String(MESSAGE_SCHEMA_VERSION) },
+    }));
+    enqueue(() => producer.send({ topic: topics.pushes.name, messages: records }));
+  };
+
+  /** Sends what was decided: pushes first (the fleet's clock is running), then the facts. */
+  const flush = (): void => {
+    if (outbox.size > 0) {
+      const messages: PushMessage[] = [];
+      for (const [push, ackAt] of outbox) {
+        const m = pushMessage(push, ackAt);
+        if (m !== undefined) messages.push(m);
+      }
+      outbox.clear();
+      sendPushes(messages);
+    }
+    while (pending.length > 0) {
+      const batch = pending.splice(0, batchSize);
+      stats.appendedEvents += batch.length;
+      enqueue(() => log.append(batch));
+    }
+  };
+
+  const aborted = (): boolean => signal?.aborted === true || sendFailure !== undefined;
+  let lastBeat = epochMs();
+  const beat = async (): Promise<void> => {
+    if (options.heartbeat === undefined || epochMs() - lastBeat < 1_000) return;
+    lastBeat = epochMs();
+    await options.heartbeat();
+  };
+  /** Waits until `wallMs` (epoch), an acknowledgement arrives, or the host is aborted. */
+  const waitUntil = async (wallMs: number): Promise<void> => {
+    const delay = Math.min(1_000, Math.max(1, Math.ceil(wallMs - epochMs())));
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(done, delay);
+      function done(): void {
+        clearTimeout(timer);
+        wake = undefined;
+        signal?.removeEventListener('abort', done);
+        resolve();
+      }
+      wake = done;
+      signal?.addEventListener('abort', done, { once: true });
+    });
+    // Backpressure: a broker that is slower than the run holds the run, not the memory.
+    while (queuedRequests > 16 && !aborted()) await Promise.race([sending, delay100()]);
+  };
+
+  const horizon = scenario.horizon;
+  let caughtUp = recovered === 0;
+  try {
+    heap.push(0, { type: 'StartRun' });
+    for (;;) {
+      if (aborted()) break;
+      const next = heap.peekTime();
+      if (next === undefined || next > horizon) break;
+      const catchingUp = seq < recovered;
+      if (!catchingUp) {
+        if (!caughtUp) {
+          // Just caught up with the log: pushes it left open go out again (the fleet answers twice at worst).
+          caughtUp = true;
+          stats.pushesResent += outbox.size;
+          flush();
+        }
+        const wallNext = clock.wallAt(next);
+        if (wallNext > epochMs()) {
+          flush();
+          await beat();
+          await waitUntil(wallNext);
+          continue;
+        }
+        const command = heap.peek()!;
+        if (command.type === 'Acknowledge' && !arrived.has(command.push)) {
+          // The barrier: nothing later on the timeline runs before this answer.
+          flush();
+          const sentAt = lastSent.get(command.push) ?? epochMs();
+          const now = epochMs();
+          if (now - sentAt >= ackTimeoutMs) {
+            heap.pop();
+            lost.add(command.push);
+            stats.acksLost++;
+            continue;
+          }
+          const overdueAt = Math.max(sentAt, clock.wallAt(next)) + resendAfterMs;
+          if (now >= overdueAt) {
+            const m = pushMessage(command.push, next);
+            if (m !== undefined) {
+              sendPushes([m]);
+              stats.pushesResent++;
+            }
+            continue;
+          }
+          await beat();
+          await waitUntil(Math.min(overdueAt, sentAt + ackTimeoutMs));
+          continue;
+        }
+      }
+      const command = heap.pop()!;
+      store(decide(command, next), next);
+      if (!catchingUp && pending.length >= batchSize) flush();
+      else if (catchingUp && (seq & 0xfff) === 0) await beat();
+    }
+    if (!aborted()) {
+      const reason = heap.size > 0 ? 'horizon' : 'drained';
+      const at = reason === 'horizon' ? horizon : state.now;
+      store(decide({ type: 'FinishRun', reason }, at), at);
+      flush();
+      stats.completed = true;
+    }
+    await sending;
+    if (sendFailure !== undefined) throw sendFailure;
+    return stats;
+  } finally {
+    await acks.disconnect().catch(() => {});
+  }
+}
+
+function delay100(): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, 100));
+}
+
+/**
+ * Runs `work` until it succeeds; a retriable Kafka failure (a broker restarting) is tried again
+ * with backoff for up to five minutes, so an outage pauses the run instead of ending it.
+ */
+async function retrying<T>(work: () => Promise<T>, signal?: AbortSignal): Promise<T> {
+  const deadline = Date.now() + 300_000;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await work();
+    } catch (error) {
+      if (!isRetriableKafkaError(error) || Date.now() > deadline || signal?.aborted) throw error;
+      await new Promise((resolve) => setTimeout(resolve, Math.min(5_000, 200 * 2 ** attempt)));
+    }
+  }
+}
+
+/**
+ * A reader of the run's acknowledgements on the device-events topic, from shortly before the run
+ * started: a new owner of the run sees the answers sent to the one before it. Its group is its
+ * own, so it reads every partition; the engine's shared group validates the topic and
+ * dead-letters what is malformed, this reader only skips it.
+ */
+async function startAckReader(
+  kafka: Kafka,
+  topics: LiveTopics,
+  run: string,
+  startedAt: number,
+  onAck: (push: number) => void,
+): Promise<Consumer> {
+  const topic = topics.deviceEvents.name;
+  const admin = kafka.admin();
+  await admin.connect();
+  let offsets: Array<{ partition: number; offset: string }>;
+  try {
+    offsets = await admin.fetchTopicOffsetsByTimestamp(topic, startedAt - 60_000);
+  } finally {
+    await admin.disconnect().catch(() => {});
+  }
+  const consumer = kafka.consumer({
+    groupId: `phasebench-engine-acks.${run}.${process.pid}.${Date.now()}`,
+    maxWaitTimeInMs: 20,
+    allowAutoTopicCreation: false,
+  });
+  await consumer.connect();
+  await consumer.subscribe({ topic, fromBeginning: true });
+  await consumer.run({
+    autoCommit: false,
+    eachBatch: async ({ batch }) => {
+      for (const message of batch.messages) {
+        if (message.headers?.[RUN_HEADER]?.toString() !== run || message.value === null) continue;
+        let value: { type?: unknown; run?: unknown; push?: unknown };
+        try {
+          value = JSON.parse(message.value.toString('utf8')) as typeof value;
+        } catch {
+          continue;
+        }
+        if (value.type === 'acknowledged' && value.run === run && typeof value.push === 'number')
+          onAck(value.push);
+      }
+    },
+  });
+  for (const { partition, offset } of offsets) {
+    if (offset !== '-1') consumer.seek({ topic, partition, offset });
+  }
+  return consumer;
+}

@@ -6,6 +6,8 @@
 #   bash scripts/kafka.sh fetch    jars into the cache (skipped when already there)
 #   bash scripts/kafka.sh up       format fresh storage, start, wait until it answers
 #   bash scripts/kafka.sh down     stop (SIGTERM, then SIGKILL) and remove its data
+#   bash scripts/kafka.sh pause    stop, keeping its data (a broker outage in a fault test)
+#   bash scripts/kafka.sh resume   start again on the kept data
 #   bash scripts/kafka.sh status   exit 0 and the bootstrap address when running, 3 when not
 #
 # Environment:
@@ -159,7 +161,45 @@ wait_until_answering() {
   ' "$bootstrap" "$pid" "${KAFKA_START_TIMEOUT_S:-60}")
 }
 
+# up: fresh storage. resume: the storage a 'pause' kept (a broker restart that loses nothing).
 up() {
+  start_broker fresh
+}
+
+resume() {
+  [[ -f "$data/meta.properties" ]] || die "no paused broker's storage in ${data#"$root/"}: use 'up'"
+  start_broker keep
+}
+
+# Stops the broker but keeps its storage, so 'resume' brings it back with every topic and offset.
+pause() {
+  lock "broker-$port"
+  local pid
+  pid="$(broker_pid)"
+  [[ -n "$pid" ]] || die "no broker running on $bootstrap"
+  terminate_pid "$pid" "${KAFKA_STOP_TIMEOUT_S:-30}" "kafka.sh: broker"
+  rm -f "$pid_file"
+  echo "kafka: stopped the broker on $bootstrap (pid $pid), storage kept for 'resume'"
+}
+
+format_storage() {
+  # A KRaft cluster id is 16 random bytes in URL-safe base64; one starting with '-' would read
+  # as an option on the command line.
+  local cluster_id="-"
+  while [[ "$cluster_id" == -* ]]; do
+    cluster_id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')"
+  done
+  java "${java_opts[@]}" -cp "$libs/*" kafka.tools.StorageTool format \
+    --cluster-id "$cluster_id" --config "$config" >>"$log_file" 2>&1 ||
+    {
+      tail -n 20 "$log_file" >&2
+      remove_broker_files
+      die "formatting KRaft storage in ${data#"$root/"} failed"
+    }
+}
+
+start_broker() {
+  local mode="$1"
   [[ -f "$libs/.complete" ]] ||
     die "Kafka $version's jars are not in ${libs#"$root/"}: run 'bash scripts/kafka.sh fetch' first (needs Maven and Maven Central)"
   require_java
@@ -172,29 +212,22 @@ up() {
     return
   fi
 
-  local started=$SECONDS cluster_id listener
+  local started=$SECONDS listener
   for listener in "$port" "$controller_port"; do
     if (exec 3<>"/dev/tcp/127.0.0.1/$listener") 2>/dev/null; then
       die "port $listener on 127.0.0.1 is in use by another process: choose another KAFKA_PORT"
     fi
   done
-  rm -rf "$data" "$pid_file"
-  mkdir -p "$data"
-  write_config
-  : >"$log_file"
-  # A KRaft cluster id is 16 random bytes in URL-safe base64; one starting with '-' would read
-  # as an option on the command line.
-  cluster_id="-"
-  while [[ "$cluster_id" == -* ]]; do
-    cluster_id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')"
-  done
-  java "${java_opts[@]}" -cp "$libs/*" kafka.tools.StorageTool format \
-    --cluster-id "$cluster_id" --config "$config" >>"$log_file" 2>&1 ||
-    {
-      tail -n 20 "$log_file" >&2
-      remove_broker_files
-      die "formatting KRaft storage in ${data#"$root/"} failed"
-    }
+  if [[ "$mode" == keep ]]; then
+    rm -f "$pid_file"
+    echo "--- resumed on kept storage" >>"$log_file"
+  else
+    rm -rf "$data" "$pid_file"
+    mkdir -p "$data"
+    write_config
+    : >"$log_file"
+    format_storage
+  fi
 
   # setsid: the broker outlives this script and the test run that started it, and a Ctrl-C in
   # that terminal does not kill it half-way; `down` is what stops it. 9>&-: the broker must not
@@ -258,9 +291,11 @@ case "${1:-}" in
 fetch) fetch ;;
 up) up ;;
 down) down ;;
+pause) pause ;;
+resume) resume ;;
 status) status ;;
 *)
-  echo "usage: bash scripts/kafka.sh fetch|up|down|status   (KAFKA_PORT=$port)" >&2
+  echo "usage: bash scripts/kafka.sh fetch|up|down|pause|resume|status   (KAFKA_PORT=$port)" >&2
   exit 2
   ;;
 esac

@@ -11,6 +11,7 @@ import { replayCommand } from './replay.ts';
 import { reportCommand } from './report.ts';
 import { runCommand } from './run.ts';
 import { serveCommand } from './serve.ts';
+import { engineCommand, fleetCommand } from './services.ts';
 import { sweepCommand } from './sweep.ts';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
@@ -43,6 +44,8 @@ for (const command of [
   exportMetricsCommand(),
   backfillCommand(),
   liveCommand(),
+  engineCommand(),
+  fleetCommand(),
   serveCommand(),
   httpLoadCommand(),
 ]) {

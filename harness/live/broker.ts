@@ -68,6 +68,38 @@ export async function stopBroker(broker: KafkaBroker): Promise<void> {
   }
 }
 
+/**
+ * Stops the broker but keeps its storage: an outage, for fault tests. resumeBroker ends it.
+ * @throws KafkaSetupError KAFKA_BROKER_NOT_STOPPED
+ */
+export async function pauseBroker(broker: KafkaBroker): Promise<void> {
+  try {
+    await runScript('pause', broker.port);
+  } catch (cause) {
+    throw new KafkaSetupError(
+      'KAFKA_BROKER_NOT_STOPPED',
+      `could not pause the Kafka broker on ${broker.bootstrap} with scripts/kafka.sh pause:\n${scriptOutput(cause)}`,
+      { cause },
+    );
+  }
+}
+
+/**
+ * Starts a paused broker again on the storage it kept, and resolves once it answers.
+ * @throws KafkaSetupError KAFKA_BROKER_NOT_STARTED
+ */
+export async function resumeBroker(broker: KafkaBroker): Promise<void> {
+  try {
+    await runScript('resume', broker.port);
+  } catch (cause) {
+    throw new KafkaSetupError(
+      'KAFKA_BROKER_NOT_STARTED',
+      `could not resume the Kafka broker on ${broker.bootstrap} with scripts/kafka.sh resume:\n${scriptOutput(cause)}`,
+      { cause },
+    );
+  }
+}
+
 async function isRunning(port: number): Promise<boolean> {
   try {
     await runScript('status', port);
@@ -78,7 +110,10 @@ async function isRunning(port: number): Promise<boolean> {
   }
 }
 
-function runScript(command: 'up' | 'down' | 'status', port: number): Promise<{ stdout: string }> {
+function runScript(
+  command: 'up' | 'down' | 'pause' | 'resume' | 'status',
+  port: number,
+): Promise<{ stdout: string }> {
   return run('bash', [SCRIPT, command], {
     env: { ...process.env, KAFKA_PORT: String(port) },
     timeout: SCRIPT_TIMEOUT_MS,

@@ -1,0 +1,173 @@
+/**
+ * `phasebench engine` and `phasebench fleet`: long-lived members of live mode's consumer groups.
+ * Each serves `/healthz` and `/metrics` on its metrics port, and stops gracefully on SIGTERM or
+ * SIGINT: it leaves its group (its partitions go to the other members at once), commits what it
+ * has handled, and exits 0. A second signal exits at once.
+ */
+import { Command, InvalidArgumentError } from 'commander';
+import pc from 'picocolors';
+import { PhasebenchError } from '../errors.ts';
+import { EngineWorker } from '../live/engine-worker.ts';
+import { FleetWorker } from '../live/fleet-worker.ts';
+import { createTopics, kafkaClient, type LiveTopics, liveTopics } from '../live/kafka-config.ts';
+import { startServiceEndpoint } from '../live/service-endpoint.ts';
+
+function port(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 65_535)
+    throw new InvalidArgumentError('expected a port number (0-65535).');
+  return n;
+}
+
+function positiveInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError('expected a positive whole number.');
+  return n;
+}
+
+interface ServiceOptions {
+  brokers: string;
+  topicPrefix: string;
+  metricsPort: number;
+  metricsHost: string;
+  sessionTimeout: number;
+}
+
+function serviceCommand(name: 'engine' | 'fleet', description: string, help: string): Command {
+  return new Command(name)
+    .description(description)
+    .option(
+      '-b, --brokers <list>',
+      'Kafka bootstrap servers, comma-separated (env KAFKA_BROKERS)',
+      process.env.KAFKA_BROKERS ?? '127.0.0.1:19092',
+    )
+    .option('--topic-prefix <prefix>', 'prefix for the phasebench.* topic names', '')
+    .option(
+      '--metrics-port <n>',
+      'port of /healthz and /metrics; 0 picks a free one (env PHASEBENCH_METRICS_PORT)',
+      port,
+      Number(process.env.PHASEBENCH_METRICS_PORT ?? 9464),
+    )
+    .option('--metrics-host <host>', 'address /healthz and /metrics listen on', '127.0.0.1')
+    .option(
+      '--session-timeout <ms>',
+      'how soon the group hands a silent (crashed) member’s partitions to the others',
+      positiveInt,
+      10_000,
+    )
+    .addHelpText('after', help)
+    .action(async (options: ServiceOptions) => {
+      const kafka = kafkaClient({
+        brokers: options.brokers.split(',').map((b) => b.trim()),
+        clientId: `phasebench-${name}`,
+      });
+      const topics = await ensureTopics(kafka, options);
+      const session = {
+        sessionTimeoutMs: options.sessionTimeout,
+        heartbeatIntervalMs: Math.max(100, Math.floor(options.sessionTimeout / 5)),
+      };
+      const worker =
+        name === 'engine'
+          ? await EngineWorker.start({
+              kafka,
+              topics,
+              ...session,
+              onRunStarted: (run, recovered) =>
+                console.log(
+                  `hosting ${run}` +
+                    (recovered > 0 ? ` (taken over: ${recovered} events already in the log)` : ''),
+                ),
+              onRunEnded: (r) =>
+                console.log(
+                  `${r.completed ? 'completed' : 'handed over'} ${r.run}: ${r.appendedEvents} events appended, ` +
+                    `${r.pushesSent} pushes sent (${r.pushesResent} again), ${r.acksLost} acknowledgements lost`,
+                ),
+            })
+          : await FleetWorker.start({ kafka, topics, ...session });
+      let failed: unknown;
+      const endpoint = await startServiceEndpoint({
+        host: options.metricsHost,
+        port: options.metricsPort,
+        service: name,
+        health: () => ({ ok: failed === undefined, ...worker.stats() }),
+      });
+      console.log(
+        `phasebench ${name} ${pc.green('running')}: brokers ${options.brokers}, ` +
+          `health ${endpoint.url}/healthz, metrics ${endpoint.url}/metrics (SIGTERM stops it)`,
+      );
+
+      let stopping: Promise<void> | undefined;
+      const stop = (): Promise<void> => {
+        stopping ??= (async () => {
+          await worker.stop();
+          await endpoint.close();
+        })();
+        return stopping;
+      };
+      await new Promise<void>((resolve, reject) => {
+        const onSignal = (signal: NodeJS.Signals): void => {
+          if (stopping !== undefined) process.exit(130);
+          console.log(`${signal}: leaving the group…`);
+          stop().then(resolve, reject);
+        };
+        process.once('SIGTERM', onSignal);
+        process.once('SIGINT', onSignal);
+        worker.done.then(
+          () => resolve(),
+          (error: unknown) => {
+            failed = error;
+            stop().finally(() => reject(error));
+          },
+        );
+      });
+      console.log(`phasebench ${name} stopped`);
+    });
+}
+
+async function ensureTopics(
+  kafka: ReturnType<typeof kafkaClient>,
+  options: ServiceOptions,
+): Promise<LiveTopics> {
+  const topics = liveTopics({ prefix: options.topicPrefix });
+  const admin = kafka.admin();
+  try {
+    await admin.connect();
+    await createTopics(admin, Object.values(topics));
+  } catch (cause) {
+    throw new PhasebenchError(
+      'KAFKA_UNREACHABLE',
+      `cannot reach Kafka at ${options.brokers} (${(cause as Error).message}); start one with 'npm run kafka:up'`,
+      { cause, retriable: true },
+    );
+  } finally {
+    await admin.disconnect().catch(() => {});
+  }
+  return topics;
+}
+
+export function engineCommand(): Command {
+  return serviceCommand(
+    'engine',
+    'Run a push engine worker: hosts the live runs whose start commands land on its partitions',
+    `
+Members of the 'phasebench-engine' group share the commands topic's partitions; each run (one BES
+domain: its Policy Services and throttles) lives on the worker that owns its partition. When a
+worker dies, another takes its runs over from the event log after --session-timeout.
+
+Examples:
+  $ phasebench engine --metrics-port 9464
+  $ phasebench engine --metrics-port 9474 --brokers 127.0.0.1:19092   # a second worker`,
+  );
+}
+
+export function fleetCommand(): Command {
+  return serviceCommand(
+    'fleet',
+    "Run a fleet worker: the devices' side of live runs, acknowledging pushes when their transfer ends",
+    `
+Members of the 'phasebench-fleet' group share the pushes topic's partitions.
+
+Examples:
+  $ phasebench fleet --metrics-port 9465`,
+  );
+}

@@ -11,8 +11,19 @@ export class SeededRandom implements RandomSource {
   constructor(private readonly seed: number) {}
 
   stream(key: string): Rng {
-    const generator = xoroshiro128plus(hashKey(this.seed, key));
-    return { next: () => uniformFloat64(generator) };
+    return new SeededStream(xoroshiro128plus(hashKey(this.seed, key)));
+  }
+}
+
+/**
+ * One stream. A class rather than a closure: a run creates one stream per device, and one
+ * shape for all of them keeps `next` monomorphic on the hot path.
+ */
+class SeededStream implements Rng {
+  constructor(private readonly generator: ReturnType<typeof xoroshiro128plus>) {}
+
+  next(): number {
+    return uniformFloat64(this.generator);
   }
 }
 

@@ -10,18 +10,14 @@
  *
  * Nothing here reads a clock or Math.random: time arrives with the command, draws come from
  * ctx.random streams keyed by device, so the same inputs always produce the same facts.
+ *
+ * The state is laid out for a million devices: per-device and per-job fields live in typed
+ * arrays indexed by device and job number (one allocation per field, not one object per entity),
+ * and instances are addressed by their position in `instances` once an event has named them.
  */
 import type { Plan, Scenario } from '../scenario/schema.ts';
 import { sample } from './distributions.ts';
-import {
-  type DomainEvent,
-  type EventData,
-  type EventType,
-  event,
-  type PushKind,
-  type QueuedPush,
-  type StrandedReason,
-} from './events.ts';
+import type { DomainEvent, EventData, EventType, PushKind, QueuedPush, StrandedReason } from './events.ts';
 import { type Fleet, findAccountProblems, pinOf, userIdOf } from './fleet.ts';
 import type { RandomSource, Rng } from './random.ts';
 import { jobsForMinute, MINUTE_MS, SlidingWindow, slotOffsets } from './throttle.ts';
@@ -62,40 +58,159 @@ export interface Decision {
   scheduled: Scheduled[];
 }
 
-type PushStatus =
-  | 'queued'
-  | 'processing'
-  | 'delivered'
-  | 'heldAtRelay'
-  | 'awaitingRetry'
-  | 'awaitingCradle'
-  | 'acknowledged'
-  | 'expired';
+/** A time field with no value (times on a run's timeline are never negative). */
+const NONE = -1;
 
-interface PushState {
-  id: number;
-  job: number;
-  device: number;
-  kind: PushKind;
-  bytes: number;
-  queuedAt: number;
-  firstDispatchAt: number;
-  attempts: number;
-  status: PushStatus;
+// Push statuses: small integers, compared on every command that touches a push.
+const QUEUED = 0;
+const PROCESSING = 1;
+const DELIVERED = 2;
+const HELD_AT_RELAY = 3;
+const AWAITING_RETRY = 4;
+const AWAITING_CRADLE = 5;
+const ACKNOWLEDGED = 6;
+const EXPIRED = 7;
+type PushStatus =
+  | typeof QUEUED
+  | typeof PROCESSING
+  | typeof DELIVERED
+  | typeof HELD_AT_RELAY
+  | typeof AWAITING_RETRY
+  | typeof AWAITING_CRADLE
+  | typeof ACKNOWLEDGED
+  | typeof EXPIRED;
+
+class PushState {
+  status: PushStatus = QUEUED;
+  firstDispatchAt = NONE;
+  attempts = 0;
   /** Left the Policy Service's hands (acknowledged, parked or expired) at least once. */
-  released: boolean;
+  released = false;
+  /** The device's next push, in the order they were queued; -1 for its last. */
+  nextOfDevice = -1;
+
+  constructor(
+    readonly id: number,
+    readonly job: number,
+    readonly device: number,
+    readonly kind: PushKind,
+    readonly bytes: number,
+    readonly queuedAt: number,
+  ) {}
 }
 
-interface JobState {
-  id: number;
-  instance: string;
-  user: number;
-  pushes: number[];
-  /** Pushes the Policy Service still has in hand; the job is in process until this reaches 0. */
-  open: number;
-  queuedAt: number;
-  bypass: boolean;
-  completed: boolean;
+/**
+ * Jobs by job number. A job's pushes are numbered consecutively from `firstPush`; the job is in
+ * process until `open` (pushes the Policy Service still has in hand) reaches 0.
+ */
+class JobTable {
+  count = 0;
+  /** Position of the job's instance in `EngineState.instances`. */
+  instance: Int32Array;
+  user: Int32Array;
+  firstPush: Int32Array;
+  pushCount: Int32Array;
+  open: Int32Array;
+  queuedAt: Float64Array;
+  bypass: Uint8Array;
+  completed: Uint8Array;
+
+  constructor(capacity: number) {
+    this.instance = new Int32Array(capacity);
+    this.user = new Int32Array(capacity);
+    this.firstPush = new Int32Array(capacity);
+    this.pushCount = new Int32Array(capacity);
+    this.open = new Int32Array(capacity);
+    this.queuedAt = new Float64Array(capacity);
+    this.bypass = new Uint8Array(capacity);
+    this.completed = new Uint8Array(capacity);
+  }
+
+  add(
+    job: number,
+    instance: number,
+    user: number,
+    firstPush: number,
+    pushCount: number,
+    queuedAt: number,
+    bypass: boolean,
+  ): void {
+    if (job >= this.instance.length) this.grow(Math.max(job + 1, this.instance.length * 2));
+    this.instance[job] = instance;
+    this.user[job] = user;
+    this.firstPush[job] = firstPush;
+    this.pushCount[job] = pushCount;
+    this.open[job] = pushCount;
+    this.queuedAt[job] = queuedAt;
+    this.bypass[job] = bypass ? 1 : 0;
+    this.completed[job] = 0;
+    if (job >= this.count) this.count = job + 1;
+  }
+
+  private grow(capacity: number): void {
+    this.instance = grown(this.instance, new Int32Array(capacity));
+    this.user = grown(this.user, new Int32Array(capacity));
+    this.firstPush = grown(this.firstPush, new Int32Array(capacity));
+    this.pushCount = grown(this.pushCount, new Int32Array(capacity));
+    this.open = grown(this.open, new Int32Array(capacity));
+    this.queuedAt = grown(this.queuedAt, new Float64Array(capacity));
+    this.bypass = grown(this.bypass, new Uint8Array(capacity));
+    this.completed = grown(this.completed, new Uint8Array(capacity));
+  }
+}
+
+function grown<T extends Int32Array | Float64Array | Uint8Array>(from: T, to: T): T {
+  to.set(from);
+  return to;
+}
+
+/** Devices by device (= user) index. Times are NONE when unset. */
+class DeviceTable {
+  /** The SRP id the device holds now. */
+  readonly srpId: string[];
+  /** Pushes neither acknowledged nor expired. */
+  readonly open: Int32Array;
+  readonly expired: Int32Array;
+  /** Intended time of the change the device is converging to; NONE when it has none. */
+  readonly since: Float64Array;
+  readonly relayHeld: Int32Array;
+  readonly cradleAt: Float64Array;
+  readonly awaitingCradle: Int32Array;
+  /** First and last push queued for the device (-1: none); the rest follow `nextOfDevice`. */
+  readonly firstPush: Int32Array;
+  readonly lastPush: Int32Array;
+  readonly cutOff: Uint8Array;
+  /** Counted once towards its phase's settled devices (converged or stranded). */
+  readonly settled: Uint8Array;
+  readonly stranded: Uint8Array;
+  readonly phase: Int32Array;
+  readonly rng: Array<Rng | undefined>;
+  readonly coverageAnnouncedAt: Float64Array;
+  readonly activationRequestedAt: Float64Array;
+
+  constructor(fleet: Fleet) {
+    const n = fleet.devices.length;
+    this.srpId = fleet.devices.map((d) => d.srpId);
+    this.open = new Int32Array(n);
+    this.expired = new Int32Array(n);
+    this.since = new Float64Array(n).fill(NONE);
+    this.relayHeld = new Int32Array(n);
+    this.cradleAt = new Float64Array(n).fill(NONE);
+    this.awaitingCradle = new Int32Array(n);
+    this.firstPush = new Int32Array(n).fill(-1);
+    this.lastPush = new Int32Array(n).fill(-1);
+    this.cutOff = new Uint8Array(n);
+    this.settled = new Uint8Array(n);
+    this.stranded = new Uint8Array(n);
+    this.phase = new Int32Array(n);
+    this.rng = new Array(n);
+    this.coverageAnnouncedAt = new Float64Array(n).fill(NONE);
+    this.activationRequestedAt = new Float64Array(n).fill(NONE);
+  }
+
+  get length(): number {
+    return this.open.length;
+  }
 }
 
 interface PolicyServiceState {
@@ -121,33 +236,6 @@ interface InstanceState {
   service: PolicyServiceState;
 }
 
-interface DeviceState {
-  srpId: string;
-  /** Pushes neither acknowledged nor expired. */
-  open: number;
-  expired: number;
-  /** Intended time of the change the device is converging to; null when it has none. */
-  since: number | null;
-  relayHeld: number;
-  cradleAt: number | null;
-  awaitingCradle: number;
-  /** Ids of every push queued for the device. */
-  pushes: number[];
-  cutOff: boolean;
-  /** Counted once towards its phase's settled devices (converged or stranded). */
-  settled: boolean;
-  stranded: boolean;
-  phase: number;
-  rng: Rng | null;
-  coverageAnnouncedAt: number;
-  activationRequestedAt: number | null;
-}
-
-interface UserState {
-  instance: string;
-  moveFailed: boolean;
-}
-
 export interface PhaseState {
   phase: number;
   users: number;
@@ -165,10 +253,15 @@ export interface EngineState {
   planName: string;
   plan: Plan;
   fleet: Fleet;
-  instances: Map<string, InstanceState>;
-  users: UserState[];
-  devices: DeviceState[];
-  jobs: JobState[];
+  /** Instances in the order they went live; `instanceIndex` finds one by id. */
+  instances: InstanceState[];
+  instanceIndex: Map<string, number>;
+  /** Each user's instance id, and whether their move failed. */
+  userInstance: string[];
+  userMoveFailed: Uint8Array;
+  devices: DeviceTable;
+  jobs: JobTable;
+  /** Pushes by push number. */
   pushes: PushState[];
   domainWindow: SlidingWindow | null;
   phases: PhaseState[];
@@ -180,8 +273,8 @@ export interface EngineState {
   disabledSrp: Set<string>;
   srpHolders: Map<string, number>;
   accountProblems: ReturnType<typeof findAccountProblems>;
-  /** Acknowledgement times and latencies, in time order, for the p95 gate. */
-  acks: { at: number[]; latencyMs: number[] };
+  /** Acknowledgement times and latencies, in time order, for a p95 gate; null when no gate reads them. */
+  acks: { at: number[]; latencyMs: number[] } | null;
   /** Users moved during a stop window, waiting for service to resume. */
   stoppedMoves: number[];
   /** Users moved whose jobs the Policy Service has not created yet: backlog a queue gate must see. */
@@ -195,32 +288,21 @@ export function initialState(scenario: Scenario, planName: string, fleet: Fleet)
   const throttle = scenario.domain.throttle;
   const sources = sourceInstances(scenario, plan);
   const moveOrder = sources.flatMap((id) => fleet.instanceUsers.get(id) ?? []);
+  const users = fleet.users.length;
+  const p95Gate = plan.kind === 'phased' && plan.gate?.kind === 'p95Below';
   return {
     now: 0,
     scenario,
     planName,
     plan,
     fleet,
-    instances: new Map(),
-    users: fleet.users.map((u) => ({ instance: u.instance, moveFailed: false })),
-    devices: fleet.devices.map((d) => ({
-      srpId: d.srpId,
-      open: 0,
-      expired: 0,
-      since: null,
-      relayHeld: 0,
-      cradleAt: null,
-      awaitingCradle: 0,
-      pushes: [],
-      cutOff: false,
-      settled: false,
-      stranded: false,
-      phase: 0,
-      rng: null,
-      coverageAnnouncedAt: -1,
-      activationRequestedAt: null,
-    })),
-    jobs: [],
+    instances: [],
+    instanceIndex: new Map(),
+    userInstance: fleet.users.map((u) => u.instance),
+    userMoveFailed: new Uint8Array(users),
+    devices: new DeviceTable(fleet),
+    // Most plans queue about one job per user.
+    jobs: new JobTable(Math.max(16, users)),
     pushes: [],
     domainWindow:
       throttle.jobsPerMinuteDomain === null ? null : new SlidingWindow(throttle.jobsPerMinuteDomain),
@@ -232,7 +314,7 @@ export function initialState(scenario: Scenario, planName: string, fleet: Fleet)
     disabledSrp: new Set(),
     srpHolders: new Map(),
     accountProblems: findAccountProblems(fleet.users),
-    acks: { at: [], latencyMs: [] },
+    acks: p95Gate ? { at: [], latencyMs: [] } : null,
     stoppedMoves: [],
     awaitingDetection: 0,
     finished: false,
@@ -254,9 +336,24 @@ export function sourceInstances(scenario: Scenario, plan: Plan): string[] {
   }
 }
 
-/** An instance goes live with its own Policy Service (and its own throttle). */
+/**
+ * An instance goes live with its own Policy Service (and its own throttle). One that was live
+ * before keeps its place in the order and starts afresh.
+ */
 function goLive(state: EngineState, id: string, srpId: string, users: number): void {
-  state.instances.set(id, { id, srpId, live: true, users, service: newService(state.scenario) });
+  const instance = { id, srpId, live: true, users, service: newService(state.scenario) };
+  const index = state.instanceIndex.get(id);
+  if (index === undefined) {
+    state.instanceIndex.set(id, state.instances.length);
+    state.instances.push(instance);
+  } else {
+    state.instances[index] = instance;
+  }
+}
+
+/** The instance with this id; it must have gone live. */
+function instanceNamed(state: EngineState, id: string): InstanceState {
+  return state.instances[state.instanceIndex.get(id)!]!;
 }
 
 function newService(scenario: Scenario): PolicyServiceState {
@@ -282,14 +379,14 @@ export function queueDepth(service: PolicyServiceState): number {
 
 export function domainQueueDepth(state: EngineState): number {
   let depth = 0;
-  for (const inst of state.instances.values()) depth += queueDepth(inst.service);
+  for (const inst of state.instances) depth += queueDepth(inst.service);
   return depth;
 }
 
 /** Pushes not yet in a terminal state (acknowledged or expired). */
 export function pendingPushes(state: EngineState): number {
   let pending = 0;
-  for (const p of state.pushes) if (p.status !== 'acknowledged' && p.status !== 'expired') pending++;
+  for (const p of state.pushes) if (p.status !== ACKNOWLEDGED && p.status !== EXPIRED) pending++;
   return pending;
 }
 
@@ -305,65 +402,56 @@ export function evolve(state: EngineState, e: DomainEvent): EngineState {
     // The hottest facts first: V8 tests string cases in order.
     case 'JobQueued': {
       const device = userIndex(e.data.user);
-      const job: JobState = {
-        id: e.data.job,
-        instance: e.data.instance,
-        user: device,
-        pushes: e.data.pushes.map((p) => p.push),
-        open: e.data.pushes.length,
-        queuedAt: e.at,
-        bypass: e.data.bypassThrottle,
-        completed: false,
-      };
-      state.jobs[job.id] = job;
-      for (const p of e.data.pushes) {
-        state.pushes[p.push] = {
-          id: p.push,
-          job: job.id,
-          device,
-          kind: p.kind,
-          bytes: p.bytes,
-          queuedAt: e.at,
-          firstDispatchAt: -1,
-          attempts: 0,
-          status: 'queued',
-          released: false,
-        };
+      const queued = e.data.pushes;
+      const job = e.data.job;
+      const firstPush = queued.length > 0 ? queued[0]!.push : state.pushes.length;
+      const instance = state.instanceIndex.get(e.data.instance)!;
+      state.jobs.add(job, instance, device, firstPush, queued.length, e.at, e.data.bypassThrottle);
+      const devices = state.devices;
+      for (let i = 0; i < queued.length; i++) {
+        const p = queued[i]!;
+        if (p.push !== firstPush + i) throw new Error(`job ${job}: its pushes are not numbered in sequence`);
+        state.pushes[p.push] = new PushState(p.push, job, device, p.kind, p.bytes, e.at);
+        const last = devices.lastPush[device]!;
+        if (last === -1) devices.firstPush[device] = p.push;
+        else state.pushes[last]!.nextOfDevice = p.push;
+        devices.lastPush[device] = p.push;
       }
-      const d = state.devices[device]!;
-      d.open += e.data.pushes.length;
-      for (const p of e.data.pushes) d.pushes.push(p.push);
+      devices.open[device]! += queued.length;
       if (e.data.cause === 'itPolicy') joinPhase(state, device, e.at);
       if (e.data.cause === 'move') state.awaitingDetection--;
-      const service = state.instances.get(e.data.instance)!.service;
+      const service = state.instances[instance]!.service;
       if (e.data.cause === 'activation') service.activeActivations--;
-      if (!job.bypass) {
-        service.queue.push(job.id);
+      if (!e.data.bypassThrottle) {
+        service.queue.push(job);
         if (service.planTimer === null) service.planTimer = Math.max(e.at, service.minuteEndsAt);
       }
       break;
     }
     case 'PushDelivered': {
       const push = state.pushes[e.data.push]!;
-      if (push.status === 'heldAtRelay') state.devices[push.device]!.relayHeld--;
-      push.status = 'delivered';
+      if (push.status === HELD_AT_RELAY) state.devices.relayHeld[push.device]!--;
+      push.status = DELIVERED;
       break;
     }
     case 'PushAcknowledged': {
       const push = state.pushes[e.data.push]!;
-      const d = state.devices[push.device]!;
-      if (push.status === 'awaitingCradle') d.awaitingCradle--;
-      push.status = 'acknowledged';
-      d.open--;
+      const devices = state.devices;
+      if (push.status === AWAITING_CRADLE) devices.awaitingCradle[push.device]!--;
+      push.status = ACKNOWLEDGED;
+      devices.open[push.device]!--;
       release(state, push);
-      state.acks.at.push(e.at);
-      state.acks.latencyMs.push(e.at - push.queuedAt);
+      if (state.acks) {
+        state.acks.at.push(e.at);
+        state.acks.latencyMs.push(e.at - push.queuedAt);
+      }
       break;
     }
     case 'JobDispatched': {
-      const job = state.jobs[e.data.job]!;
-      if (!job.bypass) {
-        const service = state.instances.get(job.instance)!.service;
+      const jobs = state.jobs;
+      const job = e.data.job;
+      if (!jobs.bypass[job]) {
+        const service = state.instances[jobs.instance[job]!]!.service;
         service.queueHead++;
         service.inProcess++;
         if (e.data.fromDeferredSlot) service.deferredSlots--;
@@ -371,28 +459,30 @@ export function evolve(state: EngineState, e: DomainEvent): EngineState {
         state.domainWindow?.record(e.at);
         compactQueue(service);
       }
-      for (const p of job.pushes) {
+      const end = jobs.firstPush[job]! + jobs.pushCount[job]!;
+      for (let p = jobs.firstPush[job]!; p < end; p++) {
         const push = state.pushes[p]!;
-        push.status = 'processing';
+        push.status = PROCESSING;
         push.firstDispatchAt = e.at;
         push.attempts = 1;
       }
       break;
     }
     case 'JobCompleted': {
-      const job = state.jobs[e.data.job]!;
-      job.completed = true;
-      if (!job.bypass) state.instances.get(job.instance)!.service.inProcess--;
+      const jobs = state.jobs;
+      const job = e.data.job;
+      jobs.completed[job] = 1;
+      if (!jobs.bypass[job]) state.instances[jobs.instance[job]!]!.service.inProcess--;
       break;
     }
     case 'DeviceConverged': {
-      const d = state.devices[deviceIndex(e.data.device)]!;
-      d.since = null;
-      settle(state, d, true);
+      const device = deviceIndex(e.data.device);
+      state.devices.since[device] = NONE;
+      settle(state, device, true);
       break;
     }
     case 'ThrottleMinutePlanned': {
-      const service = state.instances.get(e.data.instance)!.service;
+      const service = instanceNamed(state, e.data.instance).service;
       service.minuteEndsAt = e.at + MINUTE_MS;
       service.deferredSlots = 0;
       // Plan again next minute while there was work: slots lost to the in-process limit leave jobs behind.
@@ -421,7 +511,7 @@ export function evolve(state: EngineState, e: DomainEvent): EngineState {
       if (e.data.newServer) state.newInstances++;
       break;
     case 'InstanceDecommissioned':
-      state.instances.get(e.data.instance)!.live = false;
+      instanceNamed(state, e.data.instance).live = false;
       break;
     case 'SrpConflictDetected':
       state.disabledSrp.add(e.data.srpId);
@@ -447,98 +537,98 @@ export function evolve(state: EngineState, e: DomainEvent): EngineState {
       break;
     case 'UserMoved': {
       const user = userIndex(e.data.user);
-      state.instances.get(e.data.from)!.users--;
-      state.instances.get(e.data.to)!.users++;
-      state.users[user]!.instance = e.data.to;
+      instanceNamed(state, e.data.from).users--;
+      instanceNamed(state, e.data.to).users++;
+      state.userInstance[user] = e.data.to;
       joinPhase(state, user, e.at);
       if (isCollapse(state.plan)) state.stoppedMoves.push(user);
       state.awaitingDetection++;
       break;
     }
     case 'UserMoveFailed':
-      state.users[userIndex(e.data.user)]!.moveFailed = true;
+      state.userMoveFailed[userIndex(e.data.user)] = 1;
       break;
     case 'ActivationRequested': {
       const user = userIndex(e.data.user);
-      state.devices[user]!.activationRequestedAt = e.at;
+      state.devices.activationRequestedAt[user] = e.at;
       joinPhase(state, user, e.at);
-      state.instances.get(e.data.instance)!.service.activationQueue.push(user);
+      instanceNamed(state, e.data.instance).service.activationQueue.push(user);
       break;
     }
     case 'ActivationStarted': {
-      const service = state.instances.get(e.data.instance)!.service;
+      const service = instanceNamed(state, e.data.instance).service;
       service.activationHead++;
       service.activeActivations++;
       break;
     }
     case 'ActivationFailed': {
-      const service = state.instances.get(state.users[userIndex(e.data.user)]!.instance)!.service;
+      const service = instanceNamed(state, state.userInstance[userIndex(e.data.user)]!).service;
       // Too old: refused as it arrived (the tail). Expired: it was waiting at the head.
       if (e.data.reason === 'softwareTooOld') service.activationQueue.pop();
       else service.activationHead++;
       break;
     }
     case 'DispatchDeferred':
-      state.instances.get(e.data.instance)!.service.deferredSlots++;
+      instanceNamed(state, e.data.instance).service.deferredSlots++;
       break;
     case 'PushHeldAtRelay': {
       const push = state.pushes[e.data.push]!;
-      push.status = 'heldAtRelay';
-      state.devices[push.device]!.relayHeld++;
+      push.status = HELD_AT_RELAY;
+      state.devices.relayHeld[push.device]!++;
       release(state, push);
       break;
     }
     case 'PushRetryScheduled': {
       const push = state.pushes[e.data.push]!;
-      if (push.status === 'heldAtRelay') state.devices[push.device]!.relayHeld--;
-      push.status = 'awaitingRetry';
+      if (push.status === HELD_AT_RELAY) state.devices.relayHeld[push.device]!--;
+      push.status = AWAITING_RETRY;
       release(state, push);
       break;
     }
     case 'PushResent': {
       const push = state.pushes[e.data.push]!;
-      push.status = 'processing';
+      push.status = PROCESSING;
       push.attempts = e.data.attempt;
       break;
     }
     case 'PushAwaitingCradle': {
       const push = state.pushes[e.data.push]!;
-      push.status = 'awaitingCradle';
-      const d = state.devices[push.device]!;
-      d.cradleAt = e.data.cradleAt;
-      d.awaitingCradle++;
+      push.status = AWAITING_CRADLE;
+      state.devices.cradleAt[push.device] = e.data.cradleAt;
+      state.devices.awaitingCradle[push.device]!++;
       release(state, push);
       break;
     }
     case 'PushExpired': {
       const push = state.pushes[e.data.push]!;
-      const d = state.devices[push.device]!;
-      if (push.status === 'heldAtRelay') d.relayHeld--;
-      push.status = 'expired';
-      d.open--;
-      d.expired++;
+      const devices = state.devices;
+      if (push.status === HELD_AT_RELAY) devices.relayHeld[push.device]!--;
+      push.status = EXPIRED;
+      devices.open[push.device]!--;
+      devices.expired[push.device]!++;
       release(state, push);
       break;
     }
     case 'DeviceSrpChanged': {
-      state.devices[deviceIndex(e.data.device)]!.srpId = e.data.to;
+      state.devices.srpId[deviceIndex(e.data.device)] = e.data.to;
       addHolders(state, e.data.from, -1);
       addHolders(state, e.data.to, 1);
       break;
     }
     case 'DeviceCoverageChanged':
-      state.devices[deviceIndex(e.data.device)]!.coverageAnnouncedAt = e.at;
+      state.devices.coverageAnnouncedAt[deviceIndex(e.data.device)] = e.at;
       break;
     case 'DeviceCutOff': {
-      const d = state.devices[deviceIndex(e.data.device)]!;
-      d.cutOff = true;
+      const device = deviceIndex(e.data.device);
+      const devices = state.devices;
+      devices.cutOff[device] = 1;
       // Losing service is a change the device now waits on.
-      if (d.since === null && !d.settled) d.since = e.at;
+      if (devices.since[device] === NONE && !devices.settled[device]) devices.since[device] = e.at;
       break;
     }
     case 'DeviceStranded':
       if (e.data.reason !== 'migrationFailed' && e.data.reason !== 'pendingAtHorizon') {
-        settle(state, state.devices[deviceIndex(e.data.device)]!, false);
+        settle(state, deviceIndex(e.data.device), false);
       }
       break;
     default:
@@ -557,31 +647,32 @@ function addHolders(state: EngineState, srpId: string, delta: number): void {
 
 function joinPhase(state: EngineState, device: number, at: number): void {
   const phase = state.phases[state.phases.length - 1];
-  const d = state.devices[device]!;
-  d.since = at;
+  const devices = state.devices;
+  devices.since[device] = at;
   if (!phase) return;
-  d.phase = phase.phase;
+  devices.phase[device] = phase.phase;
   phase.movable++;
   // A device settled before it joined (cut off by an SRP conflict) still counts as settled here,
   // or a convergence gate would wait for it for ever.
-  if (d.settled) {
+  if (devices.settled[device]) {
     phase.settled++;
-    if (d.stranded) phase.stranded++;
+    if (devices.stranded[device]) phase.stranded++;
   }
 }
 
-function settle(state: EngineState, d: DeviceState, converged: boolean): void {
-  const phase = state.phases[d.phase - 1];
-  if (!d.settled) {
-    d.settled = true;
+function settle(state: EngineState, device: number, converged: boolean): void {
+  const devices = state.devices;
+  const phase = state.phases[devices.phase[device]! - 1];
+  if (!devices.settled[device]) {
+    devices.settled[device] = 1;
     if (phase) phase.settled++;
   }
   if (converged) {
-    if (d.stranded && phase) phase.stranded--;
-    d.stranded = false;
+    if (devices.stranded[device] && phase) phase.stranded--;
+    devices.stranded[device] = 0;
     if (phase) phase.converged++;
-  } else if (!d.stranded) {
-    d.stranded = true;
+  } else if (!devices.stranded[device]) {
+    devices.stranded[device] = 1;
     if (phase) phase.stranded++;
   }
 }
@@ -589,7 +680,7 @@ function settle(state: EngineState, d: DeviceState, converged: boolean): void {
 function release(state: EngineState, push: PushState): void {
   if (push.released) return;
   push.released = true;
-  state.jobs[push.job]!.open--;
+  state.jobs.open[push.job]!--;
 }
 
 function compactQueue(service: PolicyServiceState): void {
@@ -621,7 +712,19 @@ class Decider {
   ) {}
 
   emit<T extends EventType>(type: T, key: string, data: EventData[T]): void {
-    const e = event(type, key, this.at, data);
+    // One object shape for every fact, with room for the envelope the run loop stamps on it
+    // (v, run, seq, id): stamping then fills fields instead of growing the object. Unstamped,
+    // they are undefined, which JSON and equality checks treat as absent.
+    const e = {
+      type,
+      key,
+      at: this.at,
+      data,
+      v: undefined,
+      run: undefined,
+      seq: undefined,
+      id: undefined,
+    } as unknown as DomainEvent;
     evolve(this.state, e);
     this.events.push(e);
   }
@@ -641,9 +744,10 @@ class Decider {
   }
 
   deviceRng(device: number): Rng {
-    const d = this.state.devices[device]!;
-    d.rng ??= this.ctx.random.stream(`device:${pinOf(device)}:work`);
-    return d.rng;
+    const rngs = this.state.devices.rng;
+    let rng = rngs[device];
+    if (rng === undefined) rngs[device] = rng = this.ctx.random.stream(`device:${pinOf(device)}:work`);
+    return rng;
   }
 }
 
@@ -663,14 +767,23 @@ export function createDecide(
 ): (command: Command, at: number) => Decision {
   const d = new Decider(state, ctx, schedule ?? null);
   return (command, at) => {
-    d.events = schedule ? d.events : [];
-    d.events.length = 0;
-    d.scheduled = [];
+    if (schedule) {
+      d.events.length = 0;
+    } else {
+      d.events = [];
+      d.scheduled = [];
+    }
     d.at = at;
     if (!state.finished) handlers[command.type](d, command as never);
     return d;
   };
 }
+
+// The push kinds each kind of job carries, shared rather than built per job.
+const MOVE_PUSHES: readonly PushKind[] = ['itPolicy', 'serviceBooks', 'dataSync'];
+const MOVE_PUSHES_BEFORE_4: readonly PushKind[] = ['itPolicy', 'serviceBooks'];
+const IT_POLICY_PUSHES: readonly PushKind[] = ['itPolicy'];
+const ACTIVATION_PUSHES: readonly PushKind[] = ['activation', 'itPolicy', 'serviceBooks', 'dataSync'];
 
 type Handlers = { [K in Command['type']]: (d: Decider, c: Extract<Command, { type: K }>) => void };
 
@@ -743,7 +856,7 @@ const handlers: Handlers = {
     const moved = state.stoppedMoves;
     d.emit('ServiceResumed', state.planName, { instances: state.sources, users: moved.length });
     for (const id of state.sources) {
-      const inst = state.instances.get(id)!;
+      const inst = instanceNamed(state, id);
       if (inst.live) d.emit('InstanceDecommissioned', id, { instance: id, srpId: inst.srpId });
     }
     for (const user of moved) scheduleDetection(d, user);
@@ -762,10 +875,10 @@ const handlers: Handlers = {
     });
     users.forEach((user, i) => {
       moveUser(d, user, targets[i]!);
-      if (!state.users[user]!.moveFailed) scheduleDetection(d, user);
+      if (!state.userMoveFailed[user]) scheduleDetection(d, user);
     });
     for (const id of state.sources) {
-      const inst = state.instances.get(id)!;
+      const inst = instanceNamed(state, id);
       if (inst.live && inst.users === 0)
         d.emit('InstanceDecommissioned', id, { instance: id, srpId: inst.srpId });
     }
@@ -818,9 +931,8 @@ const handlers: Handlers = {
     const user = c.user;
     const software = d.state.fleet.devices[user]!.softwareVersion;
     // D: a moved user gets new service books and IT policy; 4.0+ devices also a wireless data sync.
-    const kinds: PushKind[] =
-      software >= 4 ? ['itPolicy', 'serviceBooks', 'dataSync'] : ['itPolicy', 'serviceBooks'];
-    queueJob(d, user, d.state.users[user]!.instance, kinds, 'move', false);
+    const kinds = software >= 4 ? MOVE_PUSHES : MOVE_PUSHES_BEFORE_4;
+    queueJob(d, user, d.state.userInstance[user]!, kinds, 'move', false);
   },
 
   ChangeItPolicy(d) {
@@ -834,7 +946,7 @@ const handlers: Handlers = {
 
   QueueItPolicyJobs(d) {
     for (const user of d.state.moveOrder)
-      queueJob(d, user, d.state.users[user]!.instance, ['itPolicy'], 'itPolicy', false);
+      queueJob(d, user, d.state.userInstance[user]!, IT_POLICY_PUSHES, 'itPolicy', false);
     checkPhaseConverged(d, 1);
   },
 
@@ -842,7 +954,7 @@ const handlers: Handlers = {
     const { state } = d;
     const user = c.user;
     if (state.phases.length === 0) d.emit('PhaseStarted', 'phase-1', { phase: 1, users: 0, into: [] });
-    const instance = state.users[user]!.instance;
+    const instance = state.userInstance[user]!;
     const ids = { user: userIdOf(user), device: pinOf(user), instance };
     d.emit('ActivationRequested', ids.user, ids);
     if (state.fleet.devices[user]!.softwareVersion < 4) {
@@ -861,30 +973,26 @@ const handlers: Handlers = {
 
   FinishHandshake(d, c) {
     const user = c.user;
-    const instance = d.state.users[user]!.instance;
-    const job = queueJob(
-      d,
-      user,
-      instance,
-      ['activation', 'itPolicy', 'serviceBooks', 'dataSync'],
-      'activation',
-      true,
-    );
+    const instance = d.state.userInstance[user]!;
+    const job = queueJob(d, user, instance, ACTIVATION_PUSHES, 'activation', true);
     dispatchJob(d, job, false);
     startWaitingActivations(d, instance);
   },
 
   PlanMinute(d, c) {
     const { state } = d;
-    const service = state.instances.get(c.instance)!.service;
+    const index = state.instanceIndex.get(c.instance)!;
+    const service = state.instances[index]!.service;
     if (service.planTimer !== c.due) return; // superseded by a newer plan
     const queued = service.queue.length - service.queueHead;
     // This service's place among the Policy Services with work queued, for sharing the domain budget.
     let busy = 0;
     let rank = 0;
-    for (const inst of state.instances.values()) {
-      if (inst.id === c.instance) rank = busy;
-      if (inst.service.queue.length > inst.service.queueHead) busy++;
+    const instances = state.instances;
+    for (let i = 0; i < instances.length; i++) {
+      if (i === index) rank = busy;
+      const other = instances[i]!.service;
+      if (other.queue.length > other.queueHead) busy++;
     }
     const jobs = jobsForMinute(queued, busy, d.scenario.domain.throttle, rank, Math.floor(d.at / MINUTE_MS));
     d.emit('ThrottleMinutePlanned', c.instance, {
@@ -902,7 +1010,7 @@ const handlers: Handlers = {
 
   DispatchSlot(d, c) {
     const { state } = d;
-    const service = state.instances.get(c.instance)!.service;
+    const service = instanceNamed(state, c.instance).service;
     if (service.queue.length === service.queueHead) return;
     if (c.deferred && service.deferredSlots === 0) return; // the minute that owned it is over
     const inProcessLimit = d.scenario.domain.throttle.inProcessJobs;
@@ -927,29 +1035,34 @@ const handlers: Handlers = {
   ReachRelay(d, c) {
     const { state, scenario } = d;
     const push = state.pushes[c.push]!;
-    if (push.status !== 'processing') return;
-    const device = state.devices[push.device]!;
-    const pin = pinOf(push.device);
-    const instance = state.instances.get(state.jobs[push.job]!.instance)!;
-    if (device.cutOff || state.disabledSrp.has(instance.srpId)) {
+    if (push.status !== PROCESSING) return;
+    const devices = state.devices;
+    const device = push.device;
+    const fleetDevice = state.fleet.devices[device]!;
+    const pin = fleetDevice.pin;
+    if (
+      devices.cutOff[device] ||
+      (state.disabledSrp.size > 0 &&
+        state.disabledSrp.has(state.instances[state.jobs.instance[push.job]!]!.srpId))
+    ) {
       retryOrExpire(d, push, 'deviceCutOff');
       return;
     }
-    if (needsCradle(state.fleet.devices[push.device]!.softwareVersion, push.kind)) {
-      const first = device.cradleAt === null;
-      const cradleAt = device.cradleAt ?? Math.ceil(d.at + state.fleet.devices[push.device]!.recradleDelayMs);
+    if (needsCradle(fleetDevice.softwareVersion, push.kind)) {
+      const first = devices.cradleAt[device] === NONE;
+      const cradleAt = first ? Math.ceil(d.at + fleetDevice.recradleDelayMs) : devices.cradleAt[device]!;
       d.emit('PushAwaitingCradle', pin, { push: push.id, device: pin, kind: push.kind, cradleAt });
-      if (first) d.schedule(cradleAt, { type: 'Cradle', device: push.device });
+      if (first) d.schedule(cradleAt, { type: 'Cradle', device });
       afterRelease(d, push);
       return;
     }
-    const coverage = state.fleet.devices[push.device]!.coverage;
+    const coverage = fleetDevice.coverage;
     if (!coverage || coverage.isOnline(d.at)) {
       deliver(d, push);
       return;
     }
     const relay = scenario.engine.relay;
-    if (device.relayHeld >= relay.maxItems) {
+    if (devices.relayHeld[device]! >= relay.maxItems) {
       retryOrExpire(d, push, 'relayFull');
       return;
     }
@@ -958,7 +1071,7 @@ const handlers: Handlers = {
     d.emit('PushHeldAtRelay', pin, {
       push: push.id,
       device: pin,
-      heldItems: device.relayHeld + 1,
+      heldItems: devices.relayHeld[device]! + 1,
       deliverAt,
     });
     if (deliverAt === null) d.schedule(d.at + relay.maxHold, { type: 'RelayDrop', push: push.id });
@@ -968,9 +1081,8 @@ const handlers: Handlers = {
 
   RelayDeliver(d, c) {
     const push = d.state.pushes[c.push]!;
-    if (push.status !== 'heldAtRelay') return;
-    const device = d.state.devices[push.device]!;
-    if (device.coverageAnnouncedAt !== d.at) {
+    if (push.status !== HELD_AT_RELAY) return;
+    if (d.state.devices.coverageAnnouncedAt[push.device] !== d.at) {
       const pin = pinOf(push.device);
       d.emit('DeviceCoverageChanged', pin, { device: pin, online: true });
     }
@@ -979,12 +1091,12 @@ const handlers: Handlers = {
 
   RelayDrop(d, c) {
     const push = d.state.pushes[c.push]!;
-    if (push.status === 'heldAtRelay') retryOrExpire(d, push, 'relayExpired');
+    if (push.status === HELD_AT_RELAY) retryOrExpire(d, push, 'relayExpired');
   },
 
   Acknowledge(d, c) {
     const push = d.state.pushes[c.push]!;
-    if (push.status !== 'delivered') return;
+    if (push.status !== DELIVERED) return;
     acknowledge(d, push, 'wireless');
     afterRelease(d, push);
   },
@@ -992,7 +1104,7 @@ const handlers: Handlers = {
   Resend(d, c) {
     const { state, scenario } = d;
     const push = state.pushes[c.push]!;
-    if (push.status !== 'awaitingRetry') return;
+    if (push.status !== AWAITING_RETRY) return;
     const pin = pinOf(push.device);
     if (d.at >= push.firstDispatchAt + scenario.engine.pushExpiry) {
       d.emit('PushExpired', pin, { push: push.id, device: pin, kind: push.kind, queuedAt: push.queuedAt });
@@ -1011,18 +1123,18 @@ const handlers: Handlers = {
     const device = c.device;
     const pin = pinOf(device);
     d.emit('DeviceCradled', pin, { device: pin, user: userIdOf(device) });
-    for (const p of state.devices[device]!.pushes) {
+    for (let p = state.devices.firstPush[device]!; p !== -1; p = state.pushes[p]!.nextOfDevice) {
       const push = state.pushes[p]!;
-      if (push.status === 'awaitingCradle') acknowledge(d, push, 'cradle');
+      if (push.status === AWAITING_CRADLE) acknowledge(d, push, 'cradle');
     }
     settleDevice(d, device);
   },
 
   FinishRun(d, c) {
     const { state } = d;
-    for (let i = 0; i < state.devices.length; i++) {
-      const device = state.devices[i]!;
-      if (device.since === null || device.settled) continue;
+    const devices = state.devices;
+    for (let i = 0; i < devices.length; i++) {
+      if (devices.since[i] === NONE || devices.settled[i]) continue;
       const pin = pinOf(i);
       d.emit('DeviceStranded', pin, { device: pin, user: userIdOf(i), reason: strandedReason(state, i) });
     }
@@ -1057,7 +1169,7 @@ function scheduleActivations(d: Decider, plan: Extract<Plan, { kind: 'activation
 
 function startWaitingActivations(d: Decider, instance: string): void {
   const { state, scenario } = d;
-  const service = state.instances.get(instance)!.service;
+  const service = instanceNamed(state, instance).service;
   const limits = scenario.engine.activation;
   while (
     service.activeActivations < limits.concurrency &&
@@ -1065,7 +1177,7 @@ function startWaitingActivations(d: Decider, instance: string): void {
   ) {
     const user = service.activationQueue[service.activationHead]!;
     const ids = { user: userIdOf(user), device: pinOf(user), instance };
-    const requestedAt = state.devices[user]!.activationRequestedAt!;
+    const requestedAt = state.devices.activationRequestedAt[user]!;
     if (d.at - requestedAt > limits.passwordLifetime) {
       d.emit('ActivationFailed', ids.user, { user: ids.user, device: ids.device, reason: 'passwordExpired' });
       d.emit('DeviceStranded', ids.device, {
@@ -1090,7 +1202,7 @@ function assignTargets(d: Decider, users: readonly number[]): string[] {
   const capacity = scenario.domain.usersPerInstance;
   const targets: string[] = [];
   let current = state.newInstances > 0 ? newInstanceId(spec, state.newInstances) : null;
-  let room = current ? capacity - state.instances.get(current)!.users : 0;
+  let room = current ? capacity - instanceNamed(state, current).users : 0;
   for (let i = 0; i < users.length; i++) {
     if (room <= 0) {
       const k = state.newInstances + 1;
@@ -1116,9 +1228,7 @@ function newInstanceId(spec: { instances?: Array<{ id: string }>; idPrefix: stri
 function provisionInstance(d: Decider, id: string, srpId: string): void {
   const { state } = d;
   const holding = state.srpHolders.get(srpId) ?? 0;
-  const liveSharing = [...state.instances.values()]
-    .filter((i) => i.live && i.srpId === srpId)
-    .map((i) => i.id);
+  const liveSharing = state.instances.filter((i) => i.live && i.srpId === srpId).map((i) => i.id);
   d.emit('InstanceProvisioned', id, { instance: id, srpId, newServer: true });
   if (holding <= 0 && liveSharing.length === 0) return;
   d.emit('SrpConflictDetected', `srp-${srpId}`, {
@@ -1127,20 +1237,21 @@ function provisionInstance(d: Decider, id: string, srpId: string): void {
     devicesHolding: Math.max(0, holding),
     heldBy: liveSharing,
   });
-  state.devices.forEach((device, i) => {
-    if (device.srpId === srpId && !device.cutOff) {
+  const devices = state.devices;
+  for (let i = 0; i < devices.length; i++) {
+    if (devices.srpId[i] === srpId && !devices.cutOff[i]) {
       const pin = pinOf(i);
       d.emit('DeviceCutOff', pin, { device: pin, user: userIdOf(i), srpId });
-      if (!device.settled) {
+      if (!devices.settled[i]) {
         d.emit('DeviceStranded', pin, { device: pin, user: userIdOf(i), reason: 'srpDisabled' });
       }
     }
-  });
+  }
 }
 
 function moveUser(d: Decider, user: number, to: string): void {
   const { state } = d;
-  const from = state.users[user]!.instance;
+  const from = state.userInstance[user]!;
   const ids = { user: userIdOf(user), device: pinOf(user), from, to };
   d.emit('UserMoveRequested', ids.user, { ...ids, phase: state.phases.length });
   const problem = state.accountProblems.get(user);
@@ -1169,14 +1280,14 @@ function queueJob(
 ): number {
   const { state, scenario } = d;
   const rng = d.deviceRng(user);
-  const job = state.jobs.length;
+  const job = state.jobs.count;
   let pushId = state.pushes.length;
   const pushes: QueuedPush[] = kinds.map((kind) => ({
     push: pushId++,
     kind,
     bytes: Math.round(sample(scenario.pushes[kind], rng)),
   }));
-  const service = state.instances.get(instance)!.service;
+  const service = instanceNamed(state, instance).service;
   const wasIdle = service.planTimer === null;
   d.emit('JobQueued', `job-${job}`, {
     job,
@@ -1193,19 +1304,20 @@ function queueJob(
   return job;
 }
 
-function dispatchJob(d: Decider, jobId: number, fromDeferredSlot: boolean): void {
+function dispatchJob(d: Decider, job: number, fromDeferredSlot: boolean): void {
   const { state, scenario } = d;
-  const job = state.jobs[jobId]!;
-  d.emit('JobDispatched', `job-${jobId}`, {
-    job: jobId,
-    instance: job.instance,
-    queuedAt: job.queuedAt,
+  const jobs = state.jobs;
+  d.emit('JobDispatched', `job-${job}`, {
+    job,
+    instance: state.instances[jobs.instance[job]!]!.id,
+    queuedAt: jobs.queuedAt[job]!,
     fromDeferredSlot,
   });
   // The server prepares a job's pushes one after another.
-  const rng = d.deviceRng(job.user);
+  const rng = d.deviceRng(jobs.user[job]!);
   let ready = d.at;
-  for (const push of job.pushes) {
+  const end = jobs.firstPush[job]! + jobs.pushCount[job]!;
+  for (let push = jobs.firstPush[job]!; push < end; push++) {
     ready += sample(scenario.engine.serverProcessing, rng);
     d.schedule(ready, { type: 'ReachRelay', push });
   }
@@ -1240,10 +1352,9 @@ function acknowledge(d: Decider, push: PushState, via: 'wireless' | 'cradle'): v
   });
   if (push.kind === 'serviceBooks') {
     // New service books carry the instance's SRP id: from now on the device uses it.
-    const device = state.devices[push.device]!;
-    const srpId = state.instances.get(state.jobs[push.job]!.instance)!.srpId;
-    if (device.srpId !== srpId)
-      d.emit('DeviceSrpChanged', pin, { device: pin, from: device.srpId, to: srpId });
+    const held = state.devices.srpId[push.device]!;
+    const srpId = state.instances[state.jobs.instance[push.job]!]!.srpId;
+    if (held !== srpId) d.emit('DeviceSrpChanged', pin, { device: pin, from: held, to: srpId });
   }
 }
 
@@ -1260,7 +1371,7 @@ function retryOrExpire(d: Decider, push: PushState, reason: EventData['PushRetry
   const retryAt = Math.min(d.at + scenario.engine.resendInterval, expireAt);
   d.emit('PushRetryScheduled', pin, { push: push.id, device: pin, retryAt, reason });
   d.schedule(retryAt, { type: 'Resend', push: push.id });
-  if (reason === 'deviceCutOff' && !d.state.devices[push.device]!.stranded) {
+  if (reason === 'deviceCutOff' && !d.state.devices.stranded[push.device]) {
     d.emit('DeviceStranded', pin, { device: pin, user: userIdOf(push.device), reason: 'srpDisabled' });
   }
   afterRelease(d, push);
@@ -1269,41 +1380,49 @@ function retryOrExpire(d: Decider, push: PushState, reason: EventData['PushRetry
 /** After a push leaves the Policy Service's hands: complete its job, maybe settle its device. */
 function afterRelease(d: Decider, push: PushState): void {
   const { state } = d;
-  const job = state.jobs[push.job]!;
-  if (job.open === 0 && !job.completed) {
+  const jobs = state.jobs;
+  const job = push.job;
+  if (jobs.open[job] === 0 && !jobs.completed[job]) {
     let parked = 0;
-    for (const p of job.pushes) {
+    const end = jobs.firstPush[job]! + jobs.pushCount[job]!;
+    for (let p = jobs.firstPush[job]!; p < end; p++) {
       const s = state.pushes[p]!.status;
-      if (s === 'heldAtRelay' || s === 'awaitingRetry' || s === 'awaitingCradle') parked++;
+      if (s === HELD_AT_RELAY || s === AWAITING_RETRY || s === AWAITING_CRADLE) parked++;
     }
-    d.emit('JobCompleted', `job-${job.id}`, { job: job.id, instance: job.instance, parked });
-    const service = state.instances.get(job.instance)!.service;
-    if (!job.bypass && service.deferredSlots > 0)
-      d.schedule(d.at, { type: 'DispatchSlot', instance: job.instance, deferred: true });
+    const instance = state.instances[jobs.instance[job]!]!;
+    d.emit('JobCompleted', `job-${job}`, { job, instance: instance.id, parked });
+    if (!jobs.bypass[job] && instance.service.deferredSlots > 0)
+      d.schedule(d.at, { type: 'DispatchSlot', instance: instance.id, deferred: true });
   }
   settleDevice(d, push.device);
 }
 
 /** A device with nothing left in flight has converged (all acknowledged) or is stranded. */
 function settleDevice(d: Decider, device: number): void {
-  const { state } = d;
-  const s = state.devices[device]!;
-  if (s.since === null) return;
+  const devices = d.state.devices;
+  const since = devices.since[device]!;
+  if (since === NONE) return;
   const pin = pinOf(device);
   const user = userIdOf(device);
-  if (s.open === 0) {
-    if (s.expired === 0 && !s.cutOff) {
-      d.emit('DeviceConverged', pin, { device: pin, user, since: s.since });
-      if (s.activationRequestedAt !== null) {
-        d.emit('ActivationCompleted', user, { user, device: pin, requestedAt: s.activationRequestedAt });
+  const open = devices.open[device]!;
+  if (open === 0) {
+    if (devices.expired[device] === 0 && !devices.cutOff[device]) {
+      d.emit('DeviceConverged', pin, { device: pin, user, since });
+      const requestedAt = devices.activationRequestedAt[device]!;
+      if (requestedAt !== NONE) {
+        d.emit('ActivationCompleted', user, { user, device: pin, requestedAt });
       }
-    } else if (!s.stranded) {
-      d.emit('DeviceStranded', pin, { device: pin, user, reason: s.cutOff ? 'srpDisabled' : 'expired' });
+    } else if (!devices.stranded[device]) {
+      d.emit('DeviceStranded', pin, {
+        device: pin,
+        user,
+        reason: devices.cutOff[device] ? 'srpDisabled' : 'expired',
+      });
     }
-  } else if (!s.stranded && s.open === s.awaitingCradle) {
+  } else if (!devices.stranded[device] && open === devices.awaitingCradle[device]) {
     d.emit('DeviceStranded', pin, { device: pin, user, reason: 'needsCradle' });
   }
-  checkPhaseConverged(d, s.phase);
+  checkPhaseConverged(d, devices.phase[device]!);
 }
 
 function checkPhaseConverged(d: Decider, phaseNumber: number): void {
@@ -1335,19 +1454,19 @@ export function needsCradle(softwareVersion: number, kind: PushKind): boolean {
 }
 
 function strandedReason(state: EngineState, device: number): StrandedReason {
-  const s = state.devices[device]!;
-  if (s.cutOff) return 'srpDisabled';
-  if (s.awaitingCradle > 0) return 'needsCradle';
-  if (s.relayHeld > 0) return 'outOfCoverage';
-  for (const p of s.pushes) {
-    if (state.pushes[p]!.status === 'awaitingRetry') return 'outOfCoverage';
+  const devices = state.devices;
+  if (devices.cutOff[device]) return 'srpDisabled';
+  if (devices.awaitingCradle[device]! > 0) return 'needsCradle';
+  if (devices.relayHeld[device]! > 0) return 'outOfCoverage';
+  for (let p = devices.firstPush[device]!; p !== -1; p = state.pushes[p]!.nextOfDevice) {
+    if (state.pushes[p]!.status === AWAITING_RETRY) return 'outOfCoverage';
   }
   return 'pendingAtHorizon';
 }
 
 /** p95 latency of the acknowledgements since `since`, or null when there were none. */
 function recentP95(state: EngineState, since: number): number | null {
-  const acks = state.acks;
+  const acks = state.acks!;
   let lo = 0;
   let hi = acks.at.length;
   while (lo < hi) {

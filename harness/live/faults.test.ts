@@ -17,8 +17,10 @@ import type { StoredEvent } from '../domain/events.ts';
 import { parseScenario } from '../scenario/load.ts';
 import { runPlan } from '../sim/run.ts';
 import { type KafkaBroker, pauseBroker, resumeBroker, startBroker, stopBroker } from './broker.ts';
+import { EngineWorker } from './engine-worker.ts';
 import { FleetWorker } from './fleet-worker.ts';
 import { createTopics, kafkaClient, type LiveTopics, liveTopics } from './kafka-config.ts';
+import { decodeMessage, MESSAGE_BYTE_LIMITS } from './messages.ts';
 import { liveRunId, runLive } from './run-live.ts';
 
 /** A port of this file's own, so it never meets the broker of another test file. */
@@ -224,4 +226,109 @@ describe('faults in live mode', () => {
     expectSameAsVirtualTime(live.events);
     expect(live.metrics.pushes.pending).toBe(0);
   }, 300_000);
+
+  it('dead-letters 1,000 malformed commands and device events injected mid-run, with reasons, and completes the run', async () => {
+    const { topics } = await freshTopics();
+    const session = { sessionTimeoutMs: 6_000, heartbeatIntervalMs: 1_000 };
+    const engine = await EngineWorker.start({ kafka, topics, ...session });
+    const fleet = await FleetWorker.start({ kafka, topics, ...session });
+    const expected = runPlan(scenario, 'phased', { keepEvents: false }).metrics.events;
+    const suffix = randomUUID();
+    const run = liveRunId(scenario, 'phased', suffix);
+    // Four kinds, 250 of each, half to each topic: not JSON, a valid shape with a wrong field,
+    // bigger than the topic allows, a type the topic does not carry.
+    const kinds = ['notJson', 'schema', 'oversized', 'unknownType'] as const;
+    const malformed = (role: 'commands' | 'deviceEvents', n: number): Buffer => {
+      const valid =
+        role === 'commands'
+          ? { v: 1, type: 'moveUser', run, user: 'u000001', to: 'BES02A', phase: 0, at: n }
+          : { v: 1, type: 'acknowledged', run, push: n, device: '2000002A', at: n };
+      switch (kinds[n % 4]!) {
+        case 'notJson':
+          return Buffer.from(`{"v": 1, "type": "${valid.type}", `);
+        case 'schema':
+          return Buffer.from(JSON.stringify({ ...valid, v: 'one' }));
+        case 'oversized':
+          return Buffer.from(JSON.stringify({ ...valid, padding: 'x'.repeat(MESSAGE_BYTE_LIMITS[role]) }));
+        case 'unknownType':
+          return Buffer.from(JSON.stringify({ ...valid, type: 'teleportUser' }));
+      }
+    };
+    const producer = kafka.producer();
+    await producer.connect();
+    let injection: Promise<unknown> | undefined;
+    let seen = 0;
+    try {
+      const live = await runLive(scenario, 'phased', {
+        kafka,
+        topics,
+        timeScale: 300,
+        runSuffix: suffix,
+        inProcess: false,
+        onEvent: () => {
+          seen++;
+          if (injection === undefined && seen >= expected * 0.3) {
+            // In small requests: a request holds whole messages, and 64 KiB ones add up.
+            injection = (async () => {
+              for (const role of ['commands', 'deviceEvents'] as const) {
+                for (let from = 0; from < 500; from += 10) {
+                  await producer.send({
+                    topic: topics[role].name,
+                    messages: Array.from({ length: 10 }, (_, i) => ({
+                      key: `k${from + i}`,
+                      headers: { run },
+                      value: malformed(role, from + i),
+                    })),
+                  });
+                }
+              }
+            })();
+          }
+        },
+      });
+      await injection;
+      expectSameAsVirtualTime(live.events);
+
+      // Every one of them is in the dead-letter topic, with a reason of its kind.
+      const letters = await readAll(topics.dlq.name, 1_000);
+      const categories = new Map<string, number>();
+      for (const letter of letters) {
+        const decoded = decodeMessage('dlq', letter);
+        expect(decoded.ok).toBe(true);
+        if (!decoded.ok) continue;
+        expect(decoded.value.reason.length).toBeGreaterThan(0);
+        categories.set(decoded.value.category, (categories.get(decoded.value.category) ?? 0) + 1);
+      }
+      expect(Object.fromEntries(categories)).toEqual({
+        notJson: 250,
+        schema: 250,
+        oversized: 250,
+        unknownType: 250,
+      });
+      // Nothing crashed: both workers still consume.
+      expect(engine.stats().consumer.deadLettered.notJson + fleet.stats().consumer.deadLettered.notJson).toBe(
+        250,
+      );
+    } finally {
+      await producer.disconnect();
+      await engine.stop();
+      await fleet.stop();
+    }
+  }, 240_000);
 });
+
+/** The values of a topic, waiting until there are `count` of them (or 60 s have passed). */
+async function readAll(topic: string, count: number): Promise<Buffer[]> {
+  const values: Buffer[] = [];
+  const consumer = kafka.consumer({ groupId: `faults-read-${randomUUID()}`, maxWaitTimeInMs: 100 });
+  await consumer.connect();
+  await consumer.subscribe({ topic, fromBeginning: true });
+  await consumer.run({
+    eachMessage: async ({ message }) => {
+      if (message.value) values.push(message.value);
+    },
+  });
+  for (let i = 0; i < 600 && values.length < count; i++) await sleep(100);
+  await consumer.disconnect();
+  return values;
+}

@@ -709,6 +709,8 @@ class Decider {
     readonly ctx: DecideContext,
     /** Where scheduled commands go straight away (the run loop's heap); otherwise `scheduled`. */
     private readonly sink: ((at: number, command: Command) => void) | null = null,
+    /** Where facts go as they are emitted (the run loop's store); otherwise `events`. */
+    private readonly eventSink: ((event: DomainEvent) => void) | null = null,
   ) {}
 
   emit<T extends EventType>(type: T, key: string, data: EventData[T]): void {
@@ -726,7 +728,8 @@ class Decider {
       id: undefined,
     } as unknown as DomainEvent;
     evolve(this.state, e);
-    this.events.push(e);
+    if (this.eventSink) this.eventSink(e);
+    else this.events.push(e);
   }
 
   /** Virtual time is whole milliseconds: rounding up keeps causes before effects and 60 s windows exact. */
@@ -759,16 +762,21 @@ export function decide(state: EngineState, command: Command, at: number, ctx: De
  * A decide bound to one state, for the run loop: scheduled commands go straight to `schedule`
  * (the loop's heap) and the events array is reused, so a decision is valid only until the next
  * call (the loop consumes it at once). Saves allocations on the hottest path.
+ *
+ * With `store`, each fact goes to it the moment it is emitted (and applied) instead of into the
+ * decision's `events`, which stays empty: a command that emits 100,000 facts then never holds
+ * them all at once.
  */
 export function createDecide(
   state: EngineState,
   ctx: DecideContext,
   schedule?: (at: number, command: Command) => void,
+  store?: (event: DomainEvent) => void,
 ): (command: Command, at: number) => Decision {
-  const d = new Decider(state, ctx, schedule ?? null);
+  const d = new Decider(state, ctx, schedule ?? null, store ?? null);
   return (command, at) => {
     if (schedule) {
-      d.events.length = 0;
+      if (d.events.length > 0) d.events.length = 0;
     } else {
       d.events = [];
       d.scheduled = [];

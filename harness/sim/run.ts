@@ -4,8 +4,8 @@
  * projection, the hasher, the progress bar). Hours of rollout run in seconds, and the same
  * scenario and seed always give the same log.
  */
-import { type Command, createDecide, type Decision, initialState } from '../domain/engine.ts';
-import { EVENT_SCHEMA_VERSION, type StoredEvent } from '../domain/events.ts';
+import { type Command, createDecide, initialState } from '../domain/engine.ts';
+import { type DomainEvent, EVENT_SCHEMA_VERSION, type StoredEvent } from '../domain/events.ts';
 import { type Fleet, generateFleet } from '../domain/fleet.ts';
 import type { RandomSource } from '../domain/random.ts';
 import { EventHasher, serializeTrustedEvent } from '../log/codec.ts';
@@ -81,8 +81,8 @@ function execute(
   const startedWall = wallClock();
   const state = initialState(scenario, planName, fleet);
   const heap = new TimeHeap<Command>();
-  const decide = createDecide(state, { random }, (at, command) => heap.push(at, command));
   const run = runId(scenario, planName);
+  const idPrefix = `${run}#`;
   const keep = options.keepEvents ?? true;
   const events: StoredEvent[] = [];
   const projection = project ? new PlanProjection() : null;
@@ -90,25 +90,25 @@ function execute(
   const { onEvent, onLine } = options;
   let seq = 0;
 
-  const store = (decision: Decision): void => {
-    for (const e of decision.events) {
-      // The envelope is stamped onto the domain event itself: one object per fact, not two.
-      const stored = e as StoredEvent;
-      stored.v = EVENT_SCHEMA_VERSION;
-      stored.run = run;
-      stored.seq = seq;
-      stored.id = `${run}#${seq}`;
-      seq++;
-      if (hasher || onLine) {
-        const line = serializeTrustedEvent(stored);
-        hasher?.updateLine(line);
-        onLine?.(line);
-      }
-      projection?.apply(stored);
-      onEvent?.(stored);
-      if (keep) events.push(stored);
+  // Each fact is stored as the engine emits it, so a burst of facts is never held all at once.
+  const store = (e: DomainEvent): void => {
+    // The envelope is stamped onto the domain event itself: one object per fact, not two.
+    const stored = e as StoredEvent;
+    stored.v = EVENT_SCHEMA_VERSION;
+    stored.run = run;
+    stored.seq = seq;
+    stored.id = idPrefix + seq;
+    seq++;
+    if (hasher || onLine) {
+      const line = serializeTrustedEvent(stored);
+      hasher?.updateLine(line);
+      onLine?.(line);
     }
+    projection?.apply(stored);
+    onEvent?.(stored);
+    if (keep) events.push(stored);
   };
+  const decide = createDecide(state, { random }, (at, command) => heap.push(at, command), store);
 
   heap.push(0, { type: 'StartRun' });
   const horizon = scenario.horizon;
@@ -118,12 +118,11 @@ function execute(
     if (at > horizon) break;
     const command = heap.pop()!;
     processed++;
-    const decision = decide(command, at);
-    store(decision);
+    decide(command, at);
     if (options.onProgress && (processed & 0x1fff) === 0) options.onProgress(at, horizon);
   }
   const reason = heap.size > 0 ? 'horizon' : 'drained';
-  store(decide({ type: 'FinishRun', reason }, reason === 'horizon' ? horizon : state.now));
+  decide({ type: 'FinishRun', reason }, reason === 'horizon' ? horizon : state.now);
   options.onProgress?.(horizon, horizon);
 
   const wallMs = wallClock() - startedWall;

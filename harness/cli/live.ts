@@ -44,7 +44,11 @@ export function liveCommand(): Command {
       positive,
       300,
     )
-    .option('-b, --brokers <list>', 'Kafka bootstrap servers, comma-separated', '127.0.0.1:19092')
+    .option(
+      '-b, --brokers <list>',
+      'Kafka bootstrap servers, comma-separated (env KAFKA_BROKERS)',
+      process.env.KAFKA_BROKERS ?? '127.0.0.1:19092',
+    )
     .option('--topic-prefix <prefix>', 'prefix for the phasebench.* topic names', '')
     .option('-s, --seed <n>', "override the scenario's seed", parseSeed)
     .option('-o, --out <dir>', 'results folder (default: results/<scenario>-s<seed>-<timestamp>)')

@@ -85,6 +85,7 @@ up() {
     "--storage.tsdb.path=$tsdb" \
     "--storage.tsdb.retention.time=$retention" \
     "--web.listen-address=$listen" \
+    --web.enable-remote-write-receiver \
     </dev/null >>"$log_file" 2>&1 9>&- &
   pid=$!
   echo "$pid" >"$pid_file"

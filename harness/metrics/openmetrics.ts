@@ -7,9 +7,9 @@
  * instant the summary's timeline samples). Gauges that peak between samples — the queues and
  * throttle utilisation — carry the peak of the minute ending at the sample, so
  * `max_over_time` over a run equals summary.json's `peakQueue`, and utilisation times the limit
- * equals its `jobsPerMinute`. The rules are the plan projection's (projection.ts): the events
- * go through a PlanProjection first, which also drops duplicates and gives the plan's final
- * user count for the converged share.
+ * equals its `jobsPerMinute`. Which event moves which series is families.ts's (shared with the
+ * live `/metrics`); its PlanProjection also drops duplicates and gives the plan's final user
+ * count for the converged share.
  */
 
 import { once } from 'node:events';
@@ -17,21 +17,23 @@ import { createWriteStream } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Writable } from 'node:stream';
-import type { PushKind, StoredEvent, StrandedReason } from '../domain/events.ts';
+import type { StoredEvent } from '../domain/events.ts';
 import { ResultsError } from '../errors.ts';
 import {
-  METRIC_DEFINITIONS,
-  METRICS,
-  type MetricDefinition,
-  PUSH_OUTCOMES,
-  STRANDED_REASONS,
-} from './names.ts';
-import { PlanProjection } from './projection.ts';
+  FamilyProjection,
+  type FamilySink,
+  type HistogramCell,
+  type Labels,
+  type LevelCell,
+  type PerMinuteCell,
+  type ScalarCell,
+} from './families.ts';
+import { METRIC_DEFINITIONS, METRICS, type MetricDefinition } from './names.ts';
 import type { PlanMetrics } from './summary.ts';
 
 const MINUTE_MS = 60_000;
 
-export type Labels = Readonly<Record<string, string>>;
+export type { Labels };
 
 /** A counter or gauge: one value per sample. */
 export interface ScalarSeries {
@@ -61,18 +63,26 @@ export interface PlanMinuteSeries {
 }
 
 /** A settable value whose history is sampled once a minute. */
-class Sampled {
+class Sampled implements ScalarCell {
   current = 0;
   readonly series: ScalarSeries;
   constructor(labels: Labels, samplesSoFar: number) {
     this.series = { labels, values: new Array<number>(samplesSoFar).fill(0) };
   }
+  add(delta: number): void {
+    this.current += delta;
+  }
+  set(value: number): void {
+    this.current = value;
+  }
+  /** Called before each sample is taken. */
+  closeMinute(): void {}
 }
 
 /** The peak of a level within the minute up to each sample (the level itself carries over). */
-class PeakPerMinute extends Sampled {
+class PeakPerMinute extends Sampled implements LevelCell {
   level = 0;
-  set(level: number): void {
+  override set(level: number): void {
     this.level = level;
     if (level > this.current) this.current = level;
   }
@@ -82,7 +92,26 @@ class PeakPerMinute extends Sampled {
   }
 }
 
-class HistogramTrack {
+/** Things counted within the minute up to each sample, over a per-minute limit. */
+class CountPerMinute extends Sampled implements PerMinuteCell {
+  private counted = 0;
+  constructor(
+    labels: Labels,
+    samplesSoFar: number,
+    private readonly limit: number,
+  ) {
+    super(labels, samplesSoFar);
+  }
+  count(): void {
+    this.counted++;
+  }
+  override closeMinute(): void {
+    this.current = this.counted / this.limit;
+    this.counted = 0;
+  }
+}
+
+class HistogramTrack implements HistogramCell {
   private readonly counts: number[];
   private count = 0;
   private sum = 0;
@@ -117,9 +146,70 @@ class HistogramTrack {
   }
 }
 
-interface DeviceState {
-  stranded: StrandedReason | null;
-  converged: boolean;
+/** The series of one plan, sampled at every whole virtual minute before the events at it. */
+class MinuteSink implements FamilySink {
+  samples = 0;
+  lastAt = 0;
+  private nextSampleAt = 0;
+  /** Series by metric name, in creation order. */
+  readonly scalars = new Map<string, Sampled[]>();
+  readonly histograms = new Map<string, HistogramTrack[]>();
+  private readonly peaks: PeakPerMinute[] = [];
+  /** The converged users at each sample: the share's denominator is known only at the end. */
+  readonly convergedBySample: number[] = [];
+
+  constructor(private readonly usersConverged: () => number) {}
+
+  beforeEvent(at: number): void {
+    this.sampleUntil(at);
+    this.lastAt = Math.max(this.lastAt, at);
+  }
+
+  scalar(metric: MetricDefinition, labels: Labels): Sampled {
+    return this.add(metric, new Sampled(labels, this.samples));
+  }
+
+  level(metric: MetricDefinition, labels: Labels): PeakPerMinute {
+    const peak = this.add(metric, new PeakPerMinute(labels, this.samples));
+    this.peaks.push(peak);
+    return peak;
+  }
+
+  perMinute(metric: MetricDefinition, labels: Labels, limitPerMinute: number): CountPerMinute {
+    return this.add(metric, new CountPerMinute(labels, this.samples, limitPerMinute));
+  }
+
+  histogram(metric: MetricDefinition, labels: Labels): HistogramTrack {
+    const track = new HistogramTrack(metric.buckets ?? [], labels, this.samples);
+    const tracks = this.histograms.get(metric.name) ?? [];
+    tracks.push(track);
+    this.histograms.set(metric.name, tracks);
+    return track;
+  }
+
+  sampleUntil(at: number): void {
+    while (this.nextSampleAt <= at) this.sample();
+  }
+
+  sample(): void {
+    this.convergedBySample.push(this.usersConverged());
+    for (const series of this.scalars.values())
+      for (const s of series) {
+        s.closeMinute();
+        s.series.values.push(s.current);
+      }
+    for (const tracks of this.histograms.values()) for (const h of tracks) h.sample();
+    for (const peak of this.peaks) peak.reset();
+    this.samples++;
+    this.nextSampleAt += MINUTE_MS;
+  }
+
+  private add<S extends Sampled>(metric: MetricDefinition, sampled: S): S {
+    const series = this.scalars.get(metric.name) ?? [];
+    series.push(sampled);
+    this.scalars.set(metric.name, series);
+    return sampled;
+  }
 }
 
 /**
@@ -127,266 +217,43 @@ interface DeviceState {
  * then call `finish` once.
  */
 export class MinuteSeriesProjection {
-  private readonly projection = new PlanProjection();
-  private plan = '';
-  private throttleLimit: number | null = null;
-  private samples = 0;
-  private nextSampleAt = 0;
-  private lastAt = 0;
-
-  private readonly scalars = new Map<string, Map<string, Sampled>>();
-  private readonly histograms = new Map<string, Map<string, HistogramTrack>>();
-  private readonly queues = new Map<string, PeakPerMinute>();
-  private readonly domainQueue: PeakPerMinute;
-  /** Jobs each instance started since the previous sample. */
-  private readonly startedThisMinute = new Map<string, number>();
-
-  private readonly jobs = new Map<number, { instance: string; bypass: boolean }>();
-  private readonly pushKinds = new Map<number, PushKind>();
-  private readonly activationInstance = new Map<string, string>();
-  private readonly devices = new Map<string, DeviceState>();
-  private converged = 0;
-  private readonly convergedBySample: number[] = [];
-  private eventsTotal: Sampled | undefined;
+  private readonly sink: MinuteSink;
+  private readonly families: FamilyProjection;
 
   /** @param run the `run` label of every series (e.g. the results folder's name) */
-  constructor(private readonly run: string) {
-    this.domainQueue = new PeakPerMinute({}, 0);
+  constructor(run: string) {
+    this.sink = new MinuteSink(() => this.families.usersConverged);
+    this.families = new FamilyProjection(run, this.sink);
   }
 
   /** Applies one event; a duplicate (seen by the projection before) changes nothing. */
   apply(e: StoredEvent): void {
-    if (!this.projection.apply(e)) return;
-    // The plan labels every series, including those the first sample creates.
-    if (e.type === 'RunStarted') this.plan = e.data.plan;
-    this.sampleUntil(e.at);
-    this.lastAt = Math.max(this.lastAt, e.at);
-    switch (e.type) {
-      case 'RunStarted':
-        this.throttleLimit = e.data.throttle.jobsPerMinutePerService;
-        // Every label set that exists from the start, at 0, so rates and panels have a baseline.
-        this.scalar(METRICS.domainQueueDepth, {});
-        this.scalar(METRICS.convergedShare, {});
-        this.scalar(METRICS.currentPhase, {});
-        for (const reason of STRANDED_REASONS) this.scalar(METRICS.strandedUsers, { reason });
-        this.histogram(METRICS.userMigration, {});
-        break;
-      case 'FleetProvisioned':
-        for (const instance of e.data.instances) this.addInstance(instance.id);
-        break;
-      case 'InstanceProvisioned':
-        this.addInstance(e.data.instance);
-        break;
-      case 'PhaseStarted':
-        this.scalar(METRICS.currentPhase, {}).current = e.data.phase;
-        break;
-      case 'ActivationRequested':
-        this.activationInstance.set(e.data.device, e.data.instance);
-        this.addQueue(e.data.instance, 1);
-        break;
-      case 'ActivationStarted':
-        this.addQueue(e.data.instance, -1);
-        break;
-      case 'ActivationFailed': {
-        const instance = this.activationInstance.get(e.data.device);
-        if (instance) this.addQueue(instance, -1);
-        break;
-      }
-      case 'JobQueued':
-        this.jobs.set(e.data.job, { instance: e.data.instance, bypass: e.data.bypassThrottle });
-        for (const push of e.data.pushes) {
-          this.pushKinds.set(push.push, push.kind);
-          this.addKind(push.kind);
-          this.scalar(METRICS.pushesQueued, { kind: push.kind }).current++;
-        }
-        if (!e.data.bypassThrottle) this.addQueue(e.data.instance, 1);
-        break;
-      case 'JobDispatched': {
-        const job = this.jobs.get(e.data.job);
-        if (!job || job.bypass) break;
-        this.addQueue(job.instance, -1);
-        this.addInstance(job.instance);
-        this.scalar(METRICS.jobsDispatched, { bes_instance: job.instance }).current++;
-        this.startedThisMinute.set(job.instance, (this.startedThisMinute.get(job.instance) ?? 0) + 1);
-        break;
-      }
-      case 'PushResent': {
-        const kind = this.pushKinds.get(e.data.push);
-        if (kind) this.scalar(METRICS.pushResends, { kind }).current++;
-        break;
-      }
-      case 'PushAcknowledged': {
-        this.addKind(e.data.kind);
-        this.scalar(METRICS.pushes, { kind: e.data.kind, outcome: 'acknowledged' }).current++;
-        const latencyMs = Math.max(1, Math.round(e.at - e.data.queuedAt));
-        this.histogram(METRICS.pushDelivery, { kind: e.data.kind }).observe(latencyMs / 1000);
-        break;
-      }
-      case 'PushExpired':
-        this.addKind(e.data.kind);
-        this.scalar(METRICS.pushes, { kind: e.data.kind, outcome: 'expired' }).current++;
-        break;
-      case 'DeviceConverged': {
-        const device = this.device(e.data.device);
-        const migrationMs = Math.max(1, Math.round(e.at - e.data.since));
-        this.histogram(METRICS.userMigration, {}).observe(migrationMs / 1000);
-        if (!device.converged) {
-          if (device.stranded !== null)
-            this.scalar(METRICS.strandedUsers, { reason: device.stranded }).current--;
-          device.converged = true;
-          this.converged++;
-        }
-        device.stranded = null;
-        break;
-      }
-      case 'DeviceStranded': {
-        const device = this.device(e.data.device);
-        // Once converged a device is never counted as stranded again (the projection's rule).
-        if (!device.converged) {
-          if (device.stranded !== null)
-            this.scalar(METRICS.strandedUsers, { reason: device.stranded }).current--;
-          this.scalar(METRICS.strandedUsers, { reason: e.data.reason }).current++;
-        }
-        device.stranded = e.data.reason;
-        break;
-      }
-      default:
-        break;
-    }
-    // After the switch, so RunStarted has set the plan label first.
-    this.eventsTotal ??= this.scalar(METRICS.events, {});
-    this.eventsTotal.current++;
+    this.families.apply(e);
   }
 
   /** Takes the last sample (after the last event) and returns the series. */
   finish(): PlanMinuteSeries {
-    this.sampleUntil(this.lastAt);
-    this.sample();
-    const summary = this.projection.result('');
+    const sink = this.sink;
+    sink.sampleUntil(sink.lastAt);
+    sink.sample();
+    const summary = this.families.projection.result('');
     // The share's denominator is the plan's users, known only at the end (as in the summary's timeline).
-    this.scalar(METRICS.convergedShare, {}).series.values = this.convergedBySample.map((c) =>
-      summary.users ? c / summary.users : 0,
-    );
+    for (const share of sink.scalars.get(METRICS.convergedShare.name) ?? [])
+      share.series.values = sink.convergedBySample.map((c) => (summary.users ? c / summary.users : 0));
     const scalars = new Map<string, ScalarSeries[]>();
-    for (const [name, byLabels] of this.scalars)
+    for (const [name, series] of sink.scalars)
       scalars.set(
         name,
-        [...byLabels.values()].map((s) => s.series),
+        series.map((s) => s.series),
       );
     const histograms = new Map<string, HistogramSeries[]>();
-    for (const [name, byLabels] of this.histograms)
+    for (const [name, tracks] of sink.histograms)
       histograms.set(
         name,
-        [...byLabels.values()].map((h) => h.series),
+        tracks.map((h) => h.series),
       );
-    return { plan: this.plan, samples: this.samples, endMs: this.lastAt, scalars, histograms, summary };
+    return { plan: summary.plan, samples: sink.samples, endMs: sink.lastAt, scalars, histograms, summary };
   }
-
-  private sampleUntil(at: number): void {
-    while (this.nextSampleAt <= at) this.sample();
-  }
-
-  private sample(): void {
-    const domain = this.scalar(METRICS.domainQueueDepth, {});
-    domain.current = this.domainQueue.current;
-    this.domainQueue.reset();
-    if (this.throttleLimit !== null) {
-      for (const instance of this.queues.keys()) {
-        const started = this.startedThisMinute.get(instance) ?? 0;
-        this.scalar(METRICS.throttleUtilisation, { bes_instance: instance }).current =
-          started / this.throttleLimit;
-      }
-    }
-    this.startedThisMinute.clear();
-    this.convergedBySample.push(this.converged);
-    for (const byLabels of this.scalars.values())
-      for (const s of byLabels.values()) s.series.values.push(s.current);
-    for (const byLabels of this.histograms.values()) for (const h of byLabels.values()) h.sample();
-    for (const queue of this.queues.values()) queue.reset();
-    this.samples++;
-    this.nextSampleAt += MINUTE_MS;
-  }
-
-  private addInstance(instance: string): void {
-    if (this.queues.has(instance)) return;
-    const queue = new PeakPerMinute(this.labels({ bes_instance: instance }), this.samples);
-    this.queues.set(instance, queue);
-    this.register(METRICS.queueDepth, queue);
-    this.scalar(METRICS.jobsDispatched, { bes_instance: instance });
-    if (this.throttleLimit !== null) this.scalar(METRICS.throttleUtilisation, { bes_instance: instance });
-  }
-
-  private addKind(kind: PushKind): void {
-    this.scalar(METRICS.pushesQueued, { kind });
-    for (const outcome of PUSH_OUTCOMES) this.scalar(METRICS.pushes, { kind, outcome });
-    this.scalar(METRICS.pushResends, { kind });
-    this.histogram(METRICS.pushDelivery, { kind });
-  }
-
-  private addQueue(instance: string, delta: number): void {
-    this.addInstance(instance);
-    const queue = this.queues.get(instance)!;
-    queue.set(queue.level + delta);
-    this.domainQueue.set(this.domainQueue.level + delta);
-  }
-
-  private device(pin: string): DeviceState {
-    let device = this.devices.get(pin);
-    if (!device) {
-      device = { stranded: null, converged: false };
-      this.devices.set(pin, device);
-    }
-    return device;
-  }
-
-  private labels(extra: Labels): Labels {
-    return { run: this.run, plan: this.plan, ...extra };
-  }
-
-  private scalar(metric: MetricDefinition, extra: Labels): Sampled {
-    const labels = this.labels(extra);
-    const key = labelKey(labels);
-    let byLabels = this.scalars.get(metric.name);
-    if (!byLabels) {
-      byLabels = new Map();
-      this.scalars.set(metric.name, byLabels);
-    }
-    let sampled = byLabels.get(key);
-    if (!sampled) {
-      sampled = new Sampled(labels, this.samples);
-      byLabels.set(key, sampled);
-    }
-    return sampled;
-  }
-
-  private register(metric: MetricDefinition, sampled: Sampled): void {
-    let byLabels = this.scalars.get(metric.name);
-    if (!byLabels) {
-      byLabels = new Map();
-      this.scalars.set(metric.name, byLabels);
-    }
-    byLabels.set(labelKey(sampled.series.labels), sampled);
-  }
-
-  private histogram(metric: MetricDefinition, extra: Labels): HistogramTrack {
-    const labels = this.labels(extra);
-    const key = labelKey(labels);
-    let byLabels = this.histograms.get(metric.name);
-    if (!byLabels) {
-      byLabels = new Map();
-      this.histograms.set(metric.name, byLabels);
-    }
-    let track = byLabels.get(key);
-    if (!track) {
-      track = new HistogramTrack(metric.buckets ?? [], labels, this.samples);
-      byLabels.set(key, track);
-    }
-    return track;
-  }
-}
-
-function labelKey(labels: Labels): string {
-  return JSON.stringify(Object.entries(labels));
 }
 
 /** Folds a plan's events (an array, a generator or a log file reader) into per-minute series. */

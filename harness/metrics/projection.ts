@@ -115,6 +115,11 @@ export class PlanProjection {
   private readonly timelineQueue: number[] = [];
   private readonly timelineConverged: number[] = [];
 
+  /** Users the plan has reached so far (moved, cut off, sent a policy, activating): the converged share's denominator. */
+  get usersInScope(): number {
+    return this.scope;
+  }
+
   /** Applies one event; returns false when it was a duplicate (already applied). */
   apply(e: StoredEvent): boolean {
     if (this.alreadyApplied(e.seq)) return false;

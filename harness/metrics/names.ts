@@ -220,7 +220,8 @@ export interface LiveRegistry {
 
 /**
  * A prom-client Registry with every phasebench family and (by default) prom-client's process
- * and Node.js metrics, for a live service's `/metrics`.
+ * and Node.js metrics, for a live service's `/metrics`; `promtool check metrics` finds nothing
+ * to report in it.
  * @param options.defaultLabels labels added to every series, e.g. `{ service: 'engine' }`
  * @param options.processMetrics default true
  */
@@ -244,6 +245,18 @@ export function buildRegistry(
           ? new Gauge(config)
           : new Histogram({ ...config, buckets: [...(definition.buckets ?? [])] });
   }
-  if (options.processMetrics ?? true) collectDefaultMetrics({ register: registry });
+  if (options.processMetrics ?? true) {
+    collectDefaultMetrics({ register: registry });
+    // Gauges named like counters, which `promtool check metrics` reports; the same counts stay
+    // exposed by type (sum(nodejs_active_handles) is the total).
+    for (const name of MISNAMED_PROCESS_GAUGES) registry.removeSingleMetric(name);
+  }
   return { registry, metrics: metrics as MetricHandles };
 }
+
+/** prom-client's default gauges whose names end in `_total`. */
+const MISNAMED_PROCESS_GAUGES = [
+  'nodejs_active_handles_total',
+  'nodejs_active_requests_total',
+  'nodejs_active_resources_total',
+] as const;

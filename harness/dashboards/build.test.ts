@@ -6,7 +6,6 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Dashboard } from '@grafana/grafana-foundation-sdk/dashboard';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { backfillRun, LocalPrometheus } from '../metrics/backfill.ts';
@@ -14,70 +13,7 @@ import { METRIC_DEFINITIONS, PROCESS_METRICS, seriesNames } from '../metrics/nam
 import { runScenario } from '../run/scenario-run.ts';
 import { quietFleet, tinyScenario } from '../testing/scenarios.ts';
 import { compareDashboard, generatedFiles, PROMETHEUS, REPO_ROOT, rolloutDashboard } from './build.ts';
-
-interface Query {
-  dashboard: string;
-  where: string;
-  expr: string;
-  instant: boolean;
-}
-
-/** Every PromQL expression of a dashboard: panel targets, annotations and template variables. */
-function queriesOf(dashboard: Dashboard): Query[] {
-  const found: Query[] = [];
-  const uid = dashboard.uid ?? '';
-  for (const panel of (dashboard.panels ?? []) as Array<{
-    title?: string;
-    targets?: Array<{ expr?: string; instant?: boolean }>;
-  }>) {
-    for (const target of panel.targets ?? [])
-      if (target.expr)
-        found.push({
-          dashboard: uid,
-          where: panel.title ?? '',
-          expr: target.expr,
-          instant: !!target.instant,
-        });
-  }
-  for (const annotation of dashboard.annotations?.list ?? [])
-    if (annotation.expr)
-      found.push({ dashboard: uid, where: annotation.name, expr: annotation.expr, instant: false });
-  return found;
-}
-
-function variableQueries(dashboard: Dashboard): string[] {
-  return (dashboard.templating?.list ?? []).map((v) => String(v.query));
-}
-
-const PROMQL_WORDS = new Set([
-  'sum',
-  'max',
-  'min',
-  'avg',
-  'count',
-  'rate',
-  'increase',
-  'histogram_quantile',
-  'max_over_time',
-  'last_over_time',
-  'changes',
-  'and',
-  'or',
-  'unless',
-  'offset',
-  'bool',
-]);
-
-/** The metric names an expression selects: identifiers outside strings, matchers, ranges and groupings that are not PromQL words. */
-export function metricNamesIn(expr: string): string[] {
-  const bare = expr
-    .replace(/"(?:[^"\\]|\\.)*"/g, '""')
-    .replace(/\{[^}]*\}/g, ' ')
-    .replace(/\[[^\]]*\]/g, ' ')
-    .replace(/\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)/g, ' ')
-    .replace(/\$\w+/g, ' ');
-  return (bare.match(/[a-zA-Z_:][a-zA-Z0-9_:]*/g) ?? []).filter((id) => !PROMQL_WORDS.has(id));
-}
+import { interpolate, metricNamesIn, queriesOf, variableQueries } from './queries.ts';
 
 const dashboards = [rolloutDashboard(), compareDashboard()];
 
@@ -171,12 +107,13 @@ describe('dashboard queries on a backfilled run in a real Prometheus', () => {
 
   /** Grafana's substitutions for one run, all plans and instances, the whole run as the range. */
   function substitute(expr: string): string {
-    return expr
-      .replaceAll('$run', 'dash-run')
-      .replaceAll('$plan', '.*')
-      .replaceAll('$bes_instance', '.*')
-      .replaceAll('$__rate_interval', '4m')
-      .replaceAll('$__range', `${lastS - firstS + 60}s`);
+    return interpolate(expr, {
+      run: 'dash-run',
+      plan: '.*',
+      bes_instance: '.*',
+      __rate_interval: '4m',
+      __range: `${lastS - firstS + 60}s`,
+    });
   }
 
   it('runs every panel and annotation query and finds data for every phasebench metric', async () => {

@@ -1,9 +1,12 @@
 import Table from 'cli-table3';
 import { Command, InvalidArgumentError } from 'commander';
 import pc from 'picocolors';
+import type { StoredEvent } from '../domain/events.ts';
 import { PhasebenchError } from '../errors.ts';
 import { createTopics, kafkaClient, liveTopics } from '../live/kafka-config.ts';
-import { runLive } from '../live/run-live.ts';
+import { LiveMetrics, type MetricsServer, startMetricsServer } from '../live/metrics.ts';
+import { type LiveRun, runLive } from '../live/run-live.ts';
+import { buildRegistry } from '../metrics/names.ts';
 import { StreamingLogWriter } from '../results/log-writer.ts';
 import { defaultRunDir, eventsPath, prepareRunDir, SUMMARY_FILE, writeJson } from '../results/store.ts';
 import { summarise } from '../run/scenario-run.ts';
@@ -11,6 +14,10 @@ import { runPlan } from '../sim/run.ts';
 import { formatMs } from './output.ts';
 import { RunProgress } from './progress.ts';
 import { parseSeed, scenarioFromArgs } from './run.ts';
+import { port as parsePort } from './services.ts';
+
+/** How long /metrics stays up after the run for a last scrape: Prometheus's default interval, and some. */
+const LAST_SCRAPE_WAIT_MS = 20_000;
 
 function positive(value: string): number {
   const n = Number(value);
@@ -29,6 +36,8 @@ interface LiveOptions {
   tolerance: number;
   progress: boolean;
   external?: boolean;
+  metricsPort?: number;
+  metricsHost: string;
 }
 
 export function liveCommand(): Command {
@@ -66,6 +75,17 @@ export function liveCommand(): Command {
       '--external',
       "use running 'phasebench engine' and 'phasebench fleet' services instead of starting one of each in this process",
     )
+    .option(
+      '--metrics-port <n>',
+      'serve the run live on /metrics and /healthz on this port, for Prometheus (env PHASEBENCH_METRICS_PORT; default: off)',
+      parsePort,
+      process.env.PHASEBENCH_METRICS_PORT ? Number(process.env.PHASEBENCH_METRICS_PORT) : undefined,
+    )
+    .option(
+      '--metrics-host <host>',
+      'address /metrics listens on (env PHASEBENCH_METRICS_HOST; 0.0.0.0 in a container)',
+      process.env.PHASEBENCH_METRICS_HOST ?? '127.0.0.1',
+    )
     .option('--no-progress', 'no progress bar')
     .addHelpText(
       'after',
@@ -78,7 +98,8 @@ Examples:
   $ phasebench live scenarios/bes01-collapse.ts --plan phased --time-scale 600 --compare-sim
   $ phasebench live my-scenario.ts --brokers 127.0.0.1:19092 --out results/live-1
   $ phasebench engine & phasebench engine & phasebench fleet &
-  $ phasebench live scenarios/it-policy-10k.ts --external --time-scale 600`,
+  $ phasebench live scenarios/it-policy-10k.ts --external --time-scale 600
+  $ phasebench live scenarios/flagship.ts --metrics-port 9464     (Prometheus scrapes 127.0.0.1:9464)`,
     )
     .action(async (path: string, options: LiveOptions) => {
       const scenario = await scenarioFromArgs(path, options);
@@ -108,17 +129,32 @@ Examples:
 
       const outDir = options.out ?? defaultRunDir(scenario, new Date());
       await prepareRunDir(outDir);
+      const metrics = options.metricsPort === undefined ? undefined : await serveMetrics(options);
       const progress = new RunProgress(options.progress);
       progress.startPlan(`${plan} live x${options.timeScale}`, 0, 1, scenario.horizon);
-      const live = await runLive(scenario, plan, {
-        kafka,
-        topics,
-        timeScale: options.timeScale,
-        runSuffix: new Date().toISOString().replace(/[:]/g, '-'),
-        inProcess: !options.external,
-        onProgress: (at) => progress.update(at),
-      });
-      progress.stopPlan();
+      let live: LiveRun;
+      try {
+        live = await runLive(scenario, plan, {
+          kafka,
+          topics,
+          timeScale: options.timeScale,
+          runSuffix: new Date().toISOString().replace(/[:]/g, '-'),
+          inProcess: !options.external,
+          onProgress: (at) => progress.update(at),
+          onEvent: metrics?.apply,
+        }).finally(() => progress.stopPlan());
+        // Someone scrapes: let them read the run's final values before the server goes.
+        if (metrics && metrics.server.scrapes > 0) {
+          console.log(
+            pc.dim(
+              `Waiting up to ${LAST_SCRAPE_WAIT_MS / 1000} s for a last scrape of ${metrics.server.url}/metrics`,
+            ),
+          );
+          await metrics.server.scraped(LAST_SCRAPE_WAIT_MS);
+        }
+      } finally {
+        await metrics?.server.close();
+      }
 
       const writer = new StreamingLogWriter(eventsPath(outDir, plan));
       for (const e of live.events) writer.write(e);
@@ -161,4 +197,37 @@ Examples:
       }
       console.log(pc.green(`Live agrees with virtual time within ${(options.tolerance * 100).toFixed(0)}%.`));
     });
+}
+
+/**
+ * /metrics and /healthz for the length of the run: LiveMetrics follows the run's events as the
+ * driver reads them from the log topic.
+ */
+async function serveMetrics(
+  options: LiveOptions,
+): Promise<{ server: MetricsServer; apply: (event: StoredEvent) => void }> {
+  const registry = buildRegistry();
+  const metrics = new LiveMetrics(registry, { timeScale: options.timeScale });
+  let events = 0;
+  let lastEventAt: number | null = null;
+  const server = await startMetricsServer({
+    host: options.metricsHost,
+    port: options.metricsPort!,
+    registry: registry.registry,
+    health: () => ({
+      ok: true,
+      service: 'live',
+      events,
+      lastEventAt: lastEventAt === null ? null : new Date(lastEventAt).toISOString(),
+    }),
+  });
+  console.log(pc.dim(`Live metrics on ${server.url}/metrics`));
+  return {
+    server,
+    apply: (event) => {
+      events++;
+      lastEventAt = Date.now();
+      metrics.apply(event);
+    },
+  };
 }

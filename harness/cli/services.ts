@@ -12,7 +12,7 @@ import { FleetWorker } from '../live/fleet-worker.ts';
 import { createTopics, kafkaClient, type LiveTopics, liveTopics } from '../live/kafka-config.ts';
 import { startServiceEndpoint } from '../live/service-endpoint.ts';
 
-function port(value: string): number {
+export function port(value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 0 || n > 65_535)
     throw new InvalidArgumentError('expected a port number (0-65535).');

@@ -118,7 +118,11 @@ describe('docker-compose.yml', () => {
   });
 
   it('gives Prometheus configs that the real promtool check config accepts', () => {
-    for (const config of ['deploy/prometheus/prometheus.yml', 'deploy/prometheus/standalone.yml']) {
+    for (const config of [
+      'deploy/prometheus/prometheus.yml',
+      'deploy/prometheus/standalone.yml',
+      'deploy/prometheus/live.yml',
+    ]) {
       const check = spawnSync('promtool', ['check', 'config', join(REPO_ROOT, config)], { encoding: 'utf8' });
       expect(check.error, 'promtool must be installed: apt-get install prometheus').toBeUndefined();
       expect(check.status, check.stdout + check.stderr).toBe(0);

@@ -18,7 +18,15 @@
 import type { Plan, Scenario } from '../scenario/schema.ts';
 import { sample } from './distributions.ts';
 import type { DomainEvent, EventData, EventType, PushKind, QueuedPush, StrandedReason } from './events.ts';
-import { type Fleet, findAccountProblems, pinOf, userIdOf } from './fleet.ts';
+import {
+  type Device,
+  deviceIndexOf,
+  type Fleet,
+  findAccountProblems,
+  pinOf,
+  userIdOf,
+  userIndexOf,
+} from './fleet.ts';
 import type { RandomSource, Rng } from './random.ts';
 import { jobsForMinute, MINUTE_MS, SlidingWindow, slotOffsets } from './throttle.ts';
 
@@ -166,8 +174,8 @@ function grown<T extends Int32Array | Float64Array | Uint8Array>(from: T, to: T)
 
 /** Devices by device (= user) index. Times are NONE when unset. */
 class DeviceTable {
-  /** The SRP id the device holds now. */
-  readonly srpId: string[];
+  /** The SRP id a device took from new service books; undefined while it holds the fleet's. */
+  readonly srpIdTaken: Array<string | undefined>;
   /** Pushes neither acknowledged nor expired. */
   readonly open: Int32Array;
   readonly expired: Int32Array;
@@ -188,9 +196,9 @@ class DeviceTable {
   readonly coverageAnnouncedAt: Float64Array;
   readonly activationRequestedAt: Float64Array;
 
-  constructor(fleet: Fleet) {
-    const n = fleet.devices.length;
-    this.srpId = fleet.devices.map((d) => d.srpId);
+  constructor(private readonly fleetDevices: readonly Device[]) {
+    const n = fleetDevices.length;
+    this.srpIdTaken = new Array(n);
     this.open = new Int32Array(n);
     this.expired = new Int32Array(n);
     this.since = new Float64Array(n).fill(NONE);
@@ -210,6 +218,11 @@ class DeviceTable {
 
   get length(): number {
     return this.open.length;
+  }
+
+  /** The SRP id the device holds now. */
+  srpIdHeld(device: number): string {
+    return this.srpIdTaken[device] ?? this.fleetDevices[device]!.srpId;
   }
 }
 
@@ -287,7 +300,8 @@ export function initialState(scenario: Scenario, planName: string, fleet: Fleet)
   if (!plan) throw new Error(`no plan named ${planName}`);
   const throttle = scenario.domain.throttle;
   const sources = sourceInstances(scenario, plan);
-  const moveOrder = sources.flatMap((id) => fleet.instanceUsers.get(id) ?? []);
+  const moveOrder: number[] = [];
+  for (const id of sources) for (const user of fleet.instanceUsers.get(id) ?? []) moveOrder.push(user);
   const users = fleet.users.length;
   const p95Gate = plan.kind === 'phased' && plan.gate?.kind === 'p95Below';
   return {
@@ -298,9 +312,9 @@ export function initialState(scenario: Scenario, planName: string, fleet: Fleet)
     fleet,
     instances: [],
     instanceIndex: new Map(),
-    userInstance: fleet.users.map((u) => u.instance),
+    userInstance: userInstances(fleet),
     userMoveFailed: new Uint8Array(users),
-    devices: new DeviceTable(fleet),
+    devices: new DeviceTable(fleet.devices),
     // Most plans queue about one job per user.
     jobs: new JobTable(Math.max(16, users)),
     pushes: [],
@@ -319,6 +333,14 @@ export function initialState(scenario: Scenario, planName: string, fleet: Fleet)
     awaitingDetection: 0,
     finished: false,
   };
+}
+
+/** Each user's instance id, from the fleet's member lists (without visiting every user object). */
+function userInstances(fleet: Fleet): string[] {
+  const instanceOf = new Array<string>(fleet.users.length);
+  for (const [id, members] of fleet.instanceUsers) for (const user of members) instanceOf[user] = id;
+  for (let i = 0; i < instanceOf.length; i++) instanceOf[i] ??= fleet.users[i]!.instance;
+  return instanceOf;
 }
 
 /** The instances a plan moves users out of (or, for an IT policy change, pushes to). */
@@ -390,9 +412,6 @@ export function pendingPushes(state: EngineState): number {
   return pending;
 }
 
-const userIndex = (userId: string): number => Number(userId.slice(1));
-const deviceIndex = (pin: string): number => Number.parseInt(pin, 16) - 0x20000000;
-
 // ---------------------------------------------------------------------------------------------
 // evolve: the only code that changes state.
 
@@ -401,7 +420,7 @@ export function evolve(state: EngineState, e: DomainEvent): EngineState {
   switch (e.type) {
     // The hottest facts first: V8 tests string cases in order.
     case 'JobQueued': {
-      const device = userIndex(e.data.user);
+      const device = userIndexOf(e.data.user);
       const queued = e.data.pushes;
       const job = e.data.job;
       const firstPush = queued.length > 0 ? queued[0]!.push : state.pushes.length;
@@ -476,7 +495,7 @@ export function evolve(state: EngineState, e: DomainEvent): EngineState {
       break;
     }
     case 'DeviceConverged': {
-      const device = deviceIndex(e.data.device);
+      const device = deviceIndexOf(e.data.device);
       state.devices.since[device] = NONE;
       settle(state, device, true);
       break;
@@ -536,7 +555,7 @@ export function evolve(state: EngineState, e: DomainEvent): EngineState {
       state.phases[e.data.phase - 1]!.convergedEmitted = true;
       break;
     case 'UserMoved': {
-      const user = userIndex(e.data.user);
+      const user = userIndexOf(e.data.user);
       instanceNamed(state, e.data.from).users--;
       instanceNamed(state, e.data.to).users++;
       state.userInstance[user] = e.data.to;
@@ -546,10 +565,10 @@ export function evolve(state: EngineState, e: DomainEvent): EngineState {
       break;
     }
     case 'UserMoveFailed':
-      state.userMoveFailed[userIndex(e.data.user)] = 1;
+      state.userMoveFailed[userIndexOf(e.data.user)] = 1;
       break;
     case 'ActivationRequested': {
-      const user = userIndex(e.data.user);
+      const user = userIndexOf(e.data.user);
       state.devices.activationRequestedAt[user] = e.at;
       joinPhase(state, user, e.at);
       instanceNamed(state, e.data.instance).service.activationQueue.push(user);
@@ -562,7 +581,7 @@ export function evolve(state: EngineState, e: DomainEvent): EngineState {
       break;
     }
     case 'ActivationFailed': {
-      const service = instanceNamed(state, state.userInstance[userIndex(e.data.user)]!).service;
+      const service = instanceNamed(state, state.userInstance[userIndexOf(e.data.user)]!).service;
       // Too old: refused as it arrived (the tail). Expired: it was waiting at the head.
       if (e.data.reason === 'softwareTooOld') service.activationQueue.pop();
       else service.activationHead++;
@@ -610,16 +629,16 @@ export function evolve(state: EngineState, e: DomainEvent): EngineState {
       break;
     }
     case 'DeviceSrpChanged': {
-      state.devices.srpId[deviceIndex(e.data.device)] = e.data.to;
+      state.devices.srpIdTaken[deviceIndexOf(e.data.device)] = e.data.to;
       addHolders(state, e.data.from, -1);
       addHolders(state, e.data.to, 1);
       break;
     }
     case 'DeviceCoverageChanged':
-      state.devices.coverageAnnouncedAt[deviceIndex(e.data.device)] = e.at;
+      state.devices.coverageAnnouncedAt[deviceIndexOf(e.data.device)] = e.at;
       break;
     case 'DeviceCutOff': {
-      const device = deviceIndex(e.data.device);
+      const device = deviceIndexOf(e.data.device);
       const devices = state.devices;
       devices.cutOff[device] = 1;
       // Losing service is a change the device now waits on.
@@ -628,7 +647,7 @@ export function evolve(state: EngineState, e: DomainEvent): EngineState {
     }
     case 'DeviceStranded':
       if (e.data.reason !== 'migrationFailed' && e.data.reason !== 'pendingAtHorizon') {
-        settle(state, deviceIndex(e.data.device), false);
+        settle(state, deviceIndexOf(e.data.device), false);
       }
       break;
     default:
@@ -782,7 +801,7 @@ export function createDecide(
       d.scheduled = [];
     }
     d.at = at;
-    if (!state.finished) handlers[command.type](d, command as never);
+    if (!state.finished) handle(d, command);
     return d;
   };
 }
@@ -794,6 +813,72 @@ const IT_POLICY_PUSHES: readonly PushKind[] = ['itPolicy'];
 const ACTIVATION_PUSHES: readonly PushKind[] = ['activation', 'itPolicy', 'serviceBooks', 'dataSync'];
 
 type Handlers = { [K in Command['type']]: (d: Decider, c: Extract<Command, { type: K }>) => void };
+
+/** A switch rather than handlers[c.type]: each call then has a known target the JIT can inline. */
+function handle(d: Decider, c: Command): void {
+  switch (c.type) {
+    // The hottest commands first.
+    case 'ReachRelay':
+      handlers.ReachRelay(d, c);
+      return;
+    case 'Acknowledge':
+      handlers.Acknowledge(d, c);
+      return;
+    case 'DispatchSlot':
+      handlers.DispatchSlot(d, c);
+      return;
+    case 'PlanMinute':
+      handlers.PlanMinute(d, c);
+      return;
+    case 'DetectMove':
+      handlers.DetectMove(d, c);
+      return;
+    case 'RelayDeliver':
+      handlers.RelayDeliver(d, c);
+      return;
+    case 'RelayDrop':
+      handlers.RelayDrop(d, c);
+      return;
+    case 'Resend':
+      handlers.Resend(d, c);
+      return;
+    case 'Cradle':
+      handlers.Cradle(d, c);
+      return;
+    case 'RequestActivation':
+      handlers.RequestActivation(d, c);
+      return;
+    case 'FinishHandshake':
+      handlers.FinishHandshake(d, c);
+      return;
+    case 'StartRun':
+      handlers.StartRun(d, c);
+      return;
+    case 'StartPhase':
+      handlers.StartPhase(d, c);
+      return;
+    case 'CheckGate':
+      handlers.CheckGate(d, c);
+      return;
+    case 'StartCollapse':
+      handlers.StartCollapse(d, c);
+      return;
+    case 'ResumeService':
+      handlers.ResumeService(d, c);
+      return;
+    case 'ChangeItPolicy':
+      handlers.ChangeItPolicy(d, c);
+      return;
+    case 'QueueItPolicyJobs':
+      handlers.QueueItPolicyJobs(d, c);
+      return;
+    case 'FinishRun':
+      handlers.FinishRun(d, c);
+      return;
+    default:
+      throw new Error(`unknown command ${(c as Command).type}`);
+  }
+}
 
 const handlers: Handlers = {
   StartRun(d) {
@@ -809,13 +894,24 @@ const handlers: Handlers = {
       throttle: scenario.domain.throttle,
       slos: scenario.slos,
     });
-    const versions: Record<string, number> = {};
+    // Counted by number, named once per version: a fleet has a handful of versions, not 100k.
+    const seen: number[] = [];
+    const counts: number[] = [];
     let alwaysOnline = 0;
     for (const device of state.fleet.devices) {
-      const v = String(device.softwareVersion);
-      versions[v] = (versions[v] ?? 0) + 1;
+      const k = seen.indexOf(device.softwareVersion);
+      if (k === -1) {
+        seen.push(device.softwareVersion);
+        counts.push(1);
+      } else {
+        counts[k]!++;
+      }
       if (!device.coverage) alwaysOnline++;
     }
+    const versions: Record<string, number> = {};
+    seen.forEach((v, k) => {
+      versions[String(v)] = counts[k]!;
+    });
     d.emit('FleetProvisioned', scenario.name, {
       users: state.fleet.users.length,
       devices: state.fleet.devices.length,
@@ -1247,7 +1343,7 @@ function provisionInstance(d: Decider, id: string, srpId: string): void {
   });
   const devices = state.devices;
   for (let i = 0; i < devices.length; i++) {
-    if (devices.srpId[i] === srpId && !devices.cutOff[i]) {
+    if (devices.srpIdHeld(i) === srpId && !devices.cutOff[i]) {
       const pin = pinOf(i);
       d.emit('DeviceCutOff', pin, { device: pin, user: userIdOf(i), srpId });
       if (!devices.settled[i]) {
@@ -1360,7 +1456,7 @@ function acknowledge(d: Decider, push: PushState, via: 'wireless' | 'cradle'): v
   });
   if (push.kind === 'serviceBooks') {
     // New service books carry the instance's SRP id: from now on the device uses it.
-    const held = state.devices.srpId[push.device]!;
+    const held = state.devices.srpIdHeld(push.device);
     const srpId = state.instances[state.jobs.instance[push.job]!]!.srpId;
     if (held !== srpId) d.emit('DeviceSrpChanged', pin, { device: pin, from: held, to: srpId });
   }

@@ -63,6 +63,24 @@ export function userIdOf(index: number): string {
   return id;
 }
 
+/** The index pinOf was given: parsed digit by digit, as this runs for most events of a replay. */
+export function deviceIndexOf(pin: string): number {
+  let value = 0;
+  for (let i = 0; i < pin.length; i++) {
+    const c = pin.charCodeAt(i);
+    // 0-9, A-F, a-f
+    value = value * 16 + (c <= 57 ? c - 48 : (c | 32) - 87);
+  }
+  return value - 0x20000000;
+}
+
+/** The index userIdOf was given. */
+export function userIndexOf(userId: string): number {
+  let value = 0;
+  for (let i = 1; i < userId.length; i++) value = value * 10 + (userId.charCodeAt(i) - 48);
+  return value;
+}
+
 /**
  * Generates users and devices from the scenario's fleet spec. Each user draws from its own
  * stream, so user i is the same in every plan and does not depend on how many users follow it.
@@ -175,10 +193,13 @@ export function findAccountProblems(users: readonly User[]): Map<number, Account
   const found = new Map<number, AccountProblem>();
   const seenSmtp = new Set<string>();
   for (const user of users) {
+    // One hash lookup per account: the set grew iff the address was new.
+    const seen = seenSmtp.size;
+    seenSmtp.add(user.smtpAddress);
+    const duplicate = seenSmtp.size === seen;
     if (user.mailbox === '') found.set(user.index, 'mailboxNotFound');
     else if (!user.hasConfigRecord) found.set(user.index, 'orphanedConfigRecord');
-    else if (seenSmtp.has(user.smtpAddress)) found.set(user.index, 'duplicateSmtpAddress');
-    seenSmtp.add(user.smtpAddress);
+    else if (duplicate) found.set(user.index, 'duplicateSmtpAddress');
   }
   return found;
 }

@@ -66,6 +66,22 @@ export interface Decision {
   scheduled: Scheduled[];
 }
 
+/**
+ * Where a bound decide sends what it decides, the moment it decides it: the run loop's heap and
+ * its store. An object rather than callbacks because its methods are the same functions from one
+ * run to the next: the JIT inlines them into the engine, and a fresh closure per run would
+ * invalidate that code at the start of every run.
+ */
+export interface DecisionSink {
+  /** A command to run at `at` (whole milliseconds). */
+  schedule(at: number, command: Command): void;
+  /**
+   * Each fact as it is emitted, already applied to the state. Without it, facts collect in the
+   * decision's `events`.
+   */
+  store?(event: DomainEvent): void;
+}
+
 /** A time field with no value (times on a run's timeline are never negative). */
 const NONE = -1;
 
@@ -723,14 +739,17 @@ class Decider {
   scheduled: Scheduled[] = [];
   at = 0;
 
+  /** Facts go to the sink's store as they are emitted; otherwise into `events`. */
+  private readonly storesFacts: boolean;
+
   constructor(
     readonly state: EngineState,
     readonly ctx: DecideContext,
-    /** Where scheduled commands go straight away (the run loop's heap); otherwise `scheduled`. */
-    private readonly sink: ((at: number, command: Command) => void) | null = null,
-    /** Where facts go as they are emitted (the run loop's store); otherwise `events`. */
-    private readonly eventSink: ((event: DomainEvent) => void) | null = null,
-  ) {}
+    /** Where scheduled commands (and facts) go straight away; otherwise `scheduled` (and `events`). */
+    private readonly sink: DecisionSink | null = null,
+  ) {
+    this.storesFacts = sink?.store !== undefined;
+  }
 
   emit<T extends EventType>(type: T, key: string, data: EventData[T]): void {
     // One object shape for every fact, with room for the envelope the run loop stamps on it
@@ -747,7 +766,7 @@ class Decider {
       id: undefined,
     } as unknown as DomainEvent;
     evolve(this.state, e);
-    if (this.eventSink) this.eventSink(e);
+    if (this.storesFacts) this.sink!.store!(e);
     else this.events.push(e);
   }
 
@@ -757,7 +776,7 @@ class Decider {
       throw new Error(
         `${command.type} scheduled at ${at}, before now (${this.at}): time would run backwards`,
       );
-    if (this.sink) this.sink(Math.ceil(at), command);
+    if (this.sink) this.sink.schedule(Math.ceil(at), command);
     else this.scheduled.push({ at: Math.ceil(at), command });
   }
 
@@ -778,23 +797,23 @@ export function decide(state: EngineState, command: Command, at: number, ctx: De
 }
 
 /**
- * A decide bound to one state, for the run loop: scheduled commands go straight to `schedule`
+ * A decide bound to one state, for the run loop: scheduled commands go straight to the sink
  * (the loop's heap) and the events array is reused, so a decision is valid only until the next
  * call (the loop consumes it at once). Saves allocations on the hottest path.
  *
- * With `store`, each fact goes to it the moment it is emitted (and applied) instead of into the
- * decision's `events`, which stays empty: a command that emits 100,000 facts then never holds
- * them all at once.
+ * With a sink that stores, each fact goes to it the moment it is emitted (and applied) instead
+ * of into the decision's `events`, which stays empty: a command that emits 100,000 facts then
+ * never holds them all at once.
  */
 export function createDecide(
   state: EngineState,
   ctx: DecideContext,
-  schedule?: (at: number, command: Command) => void,
-  store?: (event: DomainEvent) => void,
+  sink?: DecisionSink | ((at: number, command: Command) => void),
 ): (command: Command, at: number) => Decision {
-  const d = new Decider(state, ctx, schedule ?? null, store ?? null);
+  const to = typeof sink === 'function' ? { schedule: sink } : (sink ?? null);
+  const d = new Decider(state, ctx, to);
   return (command, at) => {
-    if (schedule) {
+    if (to) {
       if (d.events.length > 0) d.events.length = 0;
     } else {
       d.events = [];

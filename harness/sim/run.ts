@@ -4,7 +4,7 @@
  * projection, the hasher, the progress bar). Hours of rollout run in seconds, and the same
  * scenario and seed always give the same log.
  */
-import { type Command, createDecide, initialState } from '../domain/engine.ts';
+import { type Command, createDecide, type DecisionSink, initialState } from '../domain/engine.ts';
 import { type DomainEvent, EVENT_SCHEMA_VERSION, type StoredEvent } from '../domain/events.ts';
 import { type Fleet, generateFleet } from '../domain/fleet.ts';
 import type { RandomSource } from '../domain/random.ts';
@@ -69,6 +69,88 @@ export function simulatePlan(
   };
 }
 
+/** The last three digits of 1000..∞, and 0..999 as themselves. */
+const LAST_THREE_DIGITS = Array.from({ length: 1000 }, (_, i) => String(i).padStart(3, '0'));
+const SMALL_NUMBERS = Array.from({ length: 1000 }, (_, i) => String(i));
+
+/**
+ * Event ids `${run}#${seq}` for consecutive seq, built from the run's prefix and the digits of
+ * seq above the last three (which change every 1,000 events) plus a shared three-digit string:
+ * one string join per event instead of converting a number to text first.
+ */
+class EventIds {
+  private readonly prefix: string;
+  private thousands = 0;
+  private thousandsPrefix = '';
+
+  constructor(run: string) {
+    this.prefix = `${run}#`;
+  }
+
+  /** The id of the event numbered `seq` (a non-negative integer). */
+  next(seq: number): string {
+    if (seq < 1000) return this.prefix + SMALL_NUMBERS[seq]!;
+    const thousands = Math.floor(seq / 1000);
+    if (thousands !== this.thousands) {
+      this.thousands = thousands;
+      this.thousandsPrefix = this.prefix + thousands;
+    }
+    return this.thousandsPrefix + LAST_THREE_DIGITS[seq - thousands * 1000]!;
+  }
+}
+
+/**
+ * The engine's sink for one run: scheduled commands go into the heap; each fact is stored as the
+ * engine emits it (so a burst of facts is never held all at once): stamped with its envelope,
+ * then serialised, hashed, projected and kept as the options ask.
+ */
+class Recorder implements DecisionSink {
+  readonly heap = new TimeHeap<Command>();
+  readonly events: StoredEvent[] = [];
+  readonly projection: PlanProjection | null;
+  readonly hasher: EventHasher | null;
+  seq = 0;
+  private readonly ids: EventIds;
+  private readonly keep: boolean;
+  private readonly onEvent: ((event: StoredEvent) => void) | undefined;
+  private readonly onLine: ((line: string) => void) | undefined;
+
+  constructor(
+    private readonly run: string,
+    options: RunOptions,
+    project: boolean,
+  ) {
+    this.ids = new EventIds(run);
+    this.keep = options.keepEvents ?? true;
+    this.projection = project ? new PlanProjection() : null;
+    this.hasher = project ? new EventHasher() : null;
+    this.onEvent = options.onEvent;
+    this.onLine = options.onLine;
+  }
+
+  schedule(at: number, command: Command): void {
+    this.heap.push(at, command);
+  }
+
+  store(e: DomainEvent): void {
+    // The envelope is stamped onto the domain event itself: one object per fact, not two.
+    const stored = e as StoredEvent;
+    stored.v = EVENT_SCHEMA_VERSION;
+    stored.run = this.run;
+    stored.seq = this.seq;
+    stored.id = this.ids.next(this.seq);
+    this.seq++;
+    if (this.hasher || this.onLine) {
+      const line = serializeTrustedEvent(stored);
+      this.hasher?.updateLine(line);
+      this.onLine?.(line);
+    }
+    this.projection?.apply(stored);
+    this.onEvent?.(stored);
+    if (this.keep) this.events.push(stored);
+  }
+}
+
 function execute(
   scenario: Scenario,
   planName: string,
@@ -80,35 +162,10 @@ function execute(
   const wallClock = options.wallClock ?? (() => 0);
   const startedWall = wallClock();
   const state = initialState(scenario, planName, fleet);
-  const heap = new TimeHeap<Command>();
   const run = runId(scenario, planName);
-  const idPrefix = `${run}#`;
-  const keep = options.keepEvents ?? true;
-  const events: StoredEvent[] = [];
-  const projection = project ? new PlanProjection() : null;
-  const hasher = project ? new EventHasher() : null;
-  const { onEvent, onLine } = options;
-  let seq = 0;
-
-  // Each fact is stored as the engine emits it, so a burst of facts is never held all at once.
-  const store = (e: DomainEvent): void => {
-    // The envelope is stamped onto the domain event itself: one object per fact, not two.
-    const stored = e as StoredEvent;
-    stored.v = EVENT_SCHEMA_VERSION;
-    stored.run = run;
-    stored.seq = seq;
-    stored.id = idPrefix + seq;
-    seq++;
-    if (hasher || onLine) {
-      const line = serializeTrustedEvent(stored);
-      hasher?.updateLine(line);
-      onLine?.(line);
-    }
-    projection?.apply(stored);
-    onEvent?.(stored);
-    if (keep) events.push(stored);
-  };
-  const decide = createDecide(state, { random }, (at, command) => heap.push(at, command), store);
+  const recorder = new Recorder(run, options, project);
+  const decide = createDecide(state, { random }, recorder);
+  const heap = recorder.heap;
 
   heap.push(0, { type: 'StartRun' });
   const horizon = scenario.horizon;
@@ -126,6 +183,7 @@ function execute(
   options.onProgress?.(horizon, horizon);
 
   const wallMs = wallClock() - startedWall;
+  const { events, projection, hasher, seq } = recorder;
   return {
     plan: planName,
     runId: run,

@@ -15,11 +15,12 @@
  *   scrape, and since the previous scrape, so `max_over_time` over a run is its summary's peak
  *   however fast the run's time passes. With two Prometheus servers scraping one endpoint, each
  *   sees the peaks since its own previous scrape only when the other did not read them first.
- * - throttle utilisation: jobs an instance started in the run-minute up to the scrape over its
- *   per-minute limit.
- * With `timeScale`, the run-minute ends at the run time reached by the scrape (the queues drain
- * and the throttles go idle on the dashboards while no event arrives); without it, at the
- * latest event. Once a run has completed its queues stay at their last level and its throttles
+ * - throttle utilisation: the most jobs an instance started in any run-minute ending since the
+ *   previous scrape (the minute up to the scrape included), over its per-minute limit, so
+ *   `max_over_time` times the limit is the summary's busiest 60 s (`maxJobsInAnyMinute`).
+ * With `timeScale`, the run-minute up to a scrape ends at the run time reached by then (the
+ * queues drain and the throttles go idle on the dashboards while no event arrives); without it,
+ * at the latest event. Once a run has completed its queues stay at their last level and its throttles
  * read 0.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
@@ -268,9 +269,11 @@ class LevelSeries implements LevelCell, Written {
   }
 }
 
-/** Jobs an instance started in the run-minute up to a read, over its per-minute limit. */
+/** Jobs an instance started in its busiest run-minute since the previous read, over its per-minute limit. */
 class StartsSeries implements PerMinuteCell, Written {
   private readonly recent = new RecentTimes();
+  /** The most starts any run-minute ending since the previous read held. */
+  private busiestSinceRead = 0;
 
   constructor(
     private readonly handle: Gauge,
@@ -283,6 +286,9 @@ class StartsSeries implements PerMinuteCell, Written {
 
   count(at: number): void {
     this.recent.push(at, () => {});
+    // The minute up to a start holds the most starts of any minute ending near it.
+    const inMinute = this.recent.times.length - this.recent.head;
+    if (inMinute > this.busiestSinceRead) this.busiestSinceRead = inMinute;
     this.recent.compact([]);
   }
 
@@ -291,7 +297,8 @@ class StartsSeries implements PerMinuteCell, Written {
     const { times, head } = this.recent;
     let started = 0;
     for (let i = times.length - 1; i >= head && times[i]! > windowStart; i--) started++;
-    this.handle.set(this.labels, started / this.limitPerMinute);
+    this.handle.set(this.labels, Math.max(started, this.busiestSinceRead) / this.limitPerMinute);
+    this.busiestSinceRead = 0;
   }
 }
 

@@ -336,6 +336,14 @@ describe('a live run scraped by a real Prometheus', () => {
     for (const s of byInstance)
       expect(s.values[0], s.metric.bes_instance).toBe(m.peakQueue.byInstance[s.metric.bes_instance!] ?? 0);
     expect(byInstance.length).toBeGreaterThanOrEqual(Object.keys(m.peakQueue.byInstance).length);
+    // Utilisation holds the busiest minute since the previous scrape: the summary's busiest 60 s.
+    const limit = scenario.domain.throttle.jobsPerMinutePerService!;
+    const busiest = await at(`max_over_time(${METRICS.throttleUtilisation.name}${selector}[${range}])`);
+    for (const s of busiest)
+      expect(Math.round(s.values[0]! * limit), s.metric.bes_instance).toBe(
+        m.maxJobsInAnyMinute.byInstance[s.metric.bes_instance!] ?? 0,
+      );
+    expect(busiest.length).toBe(byInstance.length);
 
     const outcomes = await at(`sum by (outcome) (${METRICS.pushes.name}${selector})`);
     expect(Object.fromEntries(outcomes.map((s) => [s.metric.outcome!, s.values[0]]))).toEqual({
@@ -359,6 +367,7 @@ describe('a live run scraped by a real Prometheus', () => {
     const scrapes = await one(`count_over_time(up{job="phasebench-live"}[${range}])`);
     console.log(
       `live run ${live.runId}: ${m.events} events in ${Math.round(endS - startS)} s at x${TIME_SCALE}, ${scrapes} scrapes; ` +
+        `busiest minute ${JSON.stringify(m.maxJobsInAnyMinute.byInstance)} jobs (limit ${limit}), ` +
         `peak queue ${m.peakQueue.domain} (${Object.entries(m.peakQueue.byInstance)
           .map(([i, p]) => `${i} ${p}`)
           .join(

@@ -292,6 +292,8 @@ export interface EngineState {
   jobs: JobTable;
   /** Pushes by push number. */
   pushes: PushState[];
+  /** Pushes not yet in a terminal state (acknowledged or expired). */
+  pendingPushes: number;
   domainWindow: SlidingWindow | null;
   phases: PhaseState[];
   /** Source instances of a move plan, and the users it moves, in order. */
@@ -334,6 +336,7 @@ export function initialState(scenario: Scenario, planName: string, fleet: Fleet)
     // Most plans queue about one job per user.
     jobs: new JobTable(Math.max(16, users)),
     pushes: [],
+    pendingPushes: 0,
     domainWindow:
       throttle.jobsPerMinuteDomain === null ? null : new SlidingWindow(throttle.jobsPerMinuteDomain),
     phases: [],
@@ -423,9 +426,11 @@ export function domainQueueDepth(state: EngineState): number {
 
 /** Pushes not yet in a terminal state (acknowledged or expired). */
 export function pendingPushes(state: EngineState): number {
-  let pending = 0;
-  for (const p of state.pushes) if (p.status !== ACKNOWLEDGED && p.status !== EXPIRED) pending++;
-  return pending;
+  return state.pendingPushes;
+}
+
+function isTerminal(status: PushStatus): boolean {
+  return status === ACKNOWLEDGED || status === EXPIRED;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -446,6 +451,8 @@ export function evolve(state: EngineState, e: DomainEvent): EngineState {
       for (let i = 0; i < queued.length; i++) {
         const p = queued[i]!;
         if (p.push !== firstPush + i) throw new Error(`job ${job}: its pushes are not numbered in sequence`);
+        const replaced = state.pushes[p.push];
+        if (replaced === undefined || isTerminal(replaced.status)) state.pendingPushes++;
         state.pushes[p.push] = new PushState(p.push, job, device, p.kind, p.bytes, e.at);
         const last = devices.lastPush[device]!;
         if (last === -1) devices.firstPush[device] = p.push;
@@ -473,6 +480,7 @@ export function evolve(state: EngineState, e: DomainEvent): EngineState {
       const push = state.pushes[e.data.push]!;
       const devices = state.devices;
       if (push.status === AWAITING_CRADLE) devices.awaitingCradle[push.device]!--;
+      if (!isTerminal(push.status)) state.pendingPushes--;
       push.status = ACKNOWLEDGED;
       devices.open[push.device]!--;
       release(state, push);
@@ -638,6 +646,7 @@ export function evolve(state: EngineState, e: DomainEvent): EngineState {
       const push = state.pushes[e.data.push]!;
       const devices = state.devices;
       if (push.status === HELD_AT_RELAY) devices.relayHeld[push.device]!--;
+      if (!isTerminal(push.status)) state.pendingPushes--;
       push.status = EXPIRED;
       devices.open[push.device]!--;
       devices.expired[push.device]!++;

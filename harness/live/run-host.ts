@@ -32,8 +32,12 @@ import type { Scenario } from '../scenario/schema.ts';
 import { EpochClock } from '../sim/clock.ts';
 import { TimeHeap } from '../sim/heap.ts';
 import { SeededRandom } from '../sim/random.ts';
+import { CoalescingSender } from './coalescing-sender.ts';
 import { isRetriableKafkaError, type LiveTopics } from './kafka-config.ts';
 import { MESSAGE_SCHEMA_VERSION, type PushMessage, RUN_HEADER, VERSION_HEADER } from './messages.ts';
+
+/** Pushes per produce request at most; kafkajs sends one record batch per partition per request. */
+const PUSHES_PER_REQUEST = 1_000;
 
 export interface RunStart {
   run: string;
@@ -143,10 +147,44 @@ export async function hostRun(options: HostRunOptions): Promise<HostedRun> {
     completed: false,
   };
   let seq = 0;
-  const pending: StoredEvent[] = [];
-  let sending: Promise<void> = Promise.resolve();
-  let queuedRequests = 0;
   let sendFailure: unknown;
+  /**
+   * Runs `work` with retries; the first failure that outlasts them ends hosting. Once hosting is
+   * aborted nothing more leaves: the next owner appends and sends what this one did not.
+   */
+  const guarded =
+    <T>(work: (items: T[]) => Promise<unknown>) =>
+    async (items: T[]): Promise<void> => {
+      try {
+        if (sendFailure === undefined && signal?.aborted !== true) await retrying(() => work(items), signal);
+      } catch (error) {
+        sendFailure ??= error;
+      }
+    };
+  // Pushes and facts travel on lanes of their own, so a push never waits behind a large append
+  // (the barrier waits for its answer), and each lane gathers what was decided while its last
+  // request was out into the next one.
+  const facts = new CoalescingSender<StoredEvent>(
+    guarded(async (batch) => {
+      await log.append(batch);
+      stats.appendedEvents += batch.length;
+    }),
+    { maxItems: batchSize },
+  );
+  const pushes = new CoalescingSender<PushMessage>(
+    guarded((messages) =>
+      producer.send({
+        topic: topics.pushes.name,
+        messages: messages.map((m) => ({
+          key: m.device,
+          value: JSON.stringify(m),
+          headers: { [RUN_HEADER]: run, [VERSION_HEADER]: String(MESSAGE_SCHEMA_VERSION) },
+        })),
+      }),
+    ),
+    // A record batch over the broker's message.max.bytes (1 MiB) is refused: about 400 bytes each.
+    { maxItems: PUSHES_PER_REQUEST },
+  );
 
   const store = (decision: Decision, at: number): void => {
     for (const e of decision.events) {
@@ -170,21 +208,8 @@ export async function hostRun(options: HostRunOptions): Promise<HostedRun> {
         open.delete(stored.data.push);
         outbox.delete(stored.data.push);
       }
-      if (stored.seq >= recovered) pending.push(stored);
+      if (stored.seq >= recovered) facts.add(stored);
     }
-  };
-
-  const enqueue = (work: () => Promise<unknown>): void => {
-    queuedRequests++;
-    sending = sending.then(async () => {
-      try {
-        if (sendFailure === undefined) await retrying(work, signal);
-      } catch (error) {
-        sendFailure ??= error;
-      } finally {
-        queuedRequests--;
-      }
-    });
   };
 
   const pushMessage = (push: number, ackAt: number): PushMessage | undefined => {
@@ -206,35 +231,24 @@ export async function hostRun(options: HostRunOptions): Promise<HostedRun> {
     };
   };
 
-  const sendPushes = (messages: PushMessage[]): void => {
-    if (messages.length === 0) return;
-    const now = epochMs();
-    for (const m of messages) lastSent.set(m.push, now);
-    stats.pushesSent += messages.length;
-    const records = messages.map((m) => ({
-      key: m.device,
-      value: JSON.stringify(m),
-      headers: { [RUN_HEADER]: run, [VERSION_HEADER]: String(MESSAGE_SCHEMA_VERSION) },
-    }));
-    enqueue(() => producer.send({ topic: topics.pushes.name, messages: records }));
+  const sendPush = (m: PushMessage, now: number): void => {
+    lastSent.set(m.push, now);
+    stats.pushesSent++;
+    pushes.add(m);
   };
 
   /** Sends what was decided: pushes first (the fleet's clock is running), then the facts. */
   const flush = (): void => {
     if (outbox.size > 0) {
-      const messages: PushMessage[] = [];
+      const now = epochMs();
       for (const [push, ackAt] of outbox) {
         const m = pushMessage(push, ackAt);
-        if (m !== undefined) messages.push(m);
+        if (m !== undefined) sendPush(m, now);
       }
       outbox.clear();
-      sendPushes(messages);
+      pushes.flush();
     }
-    while (pending.length > 0) {
-      const batch = pending.splice(0, batchSize);
-      stats.appendedEvents += batch.length;
-      enqueue(() => log.append(batch));
-    }
+    facts.flush();
   };
 
   const aborted = (): boolean => signal?.aborted === true || sendFailure !== undefined;
@@ -259,7 +273,7 @@ export async function hostRun(options: HostRunOptions): Promise<HostedRun> {
       signal?.addEventListener('abort', done, { once: true });
     });
     // Backpressure: a broker that is slower than the run holds the run, not the memory.
-    while (queuedRequests > 16 && !aborted()) await Promise.race([sending, delay100()]);
+    while (facts.queued > 16 * batchSize && !aborted()) await facts.settled();
   };
 
   const horizon = scenario.horizon;
@@ -301,7 +315,8 @@ export async function hostRun(options: HostRunOptions): Promise<HostedRun> {
           if (now >= overdueAt) {
             const m = pushMessage(command.push, next);
             if (m !== undefined) {
-              sendPushes([m]);
+              sendPush(m, now);
+              pushes.flush();
               stats.pushesResent++;
             }
             continue;
@@ -313,7 +328,7 @@ export async function hostRun(options: HostRunOptions): Promise<HostedRun> {
       }
       const command = heap.pop()!;
       store(decide(command, next), next);
-      if (!catchingUp && pending.length >= batchSize) flush();
+      if (!catchingUp && facts.queued >= batchSize) flush();
       else if (catchingUp && (seq & 0xfff) === 0) await beat();
     }
     if (!aborted()) {
@@ -323,16 +338,12 @@ export async function hostRun(options: HostRunOptions): Promise<HostedRun> {
       flush();
       stats.completed = true;
     }
-    await sending;
+    await Promise.all([pushes.drain(), facts.drain()]);
     if (sendFailure !== undefined) throw sendFailure;
     return stats;
   } finally {
     await acks.disconnect().catch(() => {});
   }
-}
-
-function delay100(): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, 100));
 }
 
 /**

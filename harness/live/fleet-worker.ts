@@ -6,16 +6,21 @@
  * run's id in the `run` header so the run's engine reads it without parsing the rest.
  *
  * Many pushes wait at once: they sit in one time-ordered queue with one timer, and the answers due
- * together leave in one request. The fleet keeps nothing that a crash would lose for good: an
- * answer that never comes is overdue at the engine, which sends the push again.
+ * together leave in one request; while one request is out, the answers falling due gather for the
+ * next. The fleet keeps nothing that a crash would lose for good: an answer that never comes is
+ * overdue at the engine, which sends the push again.
  */
 import type { Kafka, Producer } from 'kafkajs';
 import { TimeHeap } from '../sim/heap.ts';
+import { CoalescingSender } from './coalescing-sender.ts';
 import { type ConsumerCounts, DeadLetteringConsumer } from './consumer.ts';
 import type { LiveTopics } from './kafka-config.ts';
 import { type DeviceEventMessage, MESSAGE_SCHEMA_VERSION, RUN_HEADER, VERSION_HEADER } from './messages.ts';
 
 export const FLEET_GROUP = 'phasebench-fleet';
+
+/** Answers per produce request at most; kafkajs sends one record batch per partition per request. */
+const ANSWERS_PER_REQUEST = 2_000;
 
 export interface FleetWorkerOptions {
   kafka: Kafka;
@@ -39,10 +44,11 @@ export class FleetWorker {
   readonly #options: FleetWorkerOptions;
   readonly #producer: Producer;
   readonly #due = new TimeHeap<DeviceEventMessage>();
+  /** Answers that are due: one request at a time, the ones due meanwhile gathered into the next. */
+  readonly #answers: CoalescingSender<DeviceEventMessage>;
   #consumer: DeadLetteringConsumer<'pushes'> | undefined;
   #timer: NodeJS.Timeout | undefined;
   #timerAt = Number.POSITIVE_INFINITY;
-  #sending: Promise<void> = Promise.resolve();
   #received = 0;
   #sent = 0;
   #stopped = false;
@@ -50,6 +56,10 @@ export class FleetWorker {
   private constructor(options: FleetWorkerOptions, producer: Producer) {
     this.#options = options;
     this.#producer = producer;
+    this.#answers = new CoalescingSender((ready) => this.#send(ready), {
+      // A record batch over the broker's message.max.bytes (1 MiB) is refused: about 150 bytes each.
+      maxItems: ANSWERS_PER_REQUEST,
+    });
   }
 
   static async start(options: FleetWorkerOptions): Promise<FleetWorker> {
@@ -63,6 +73,9 @@ export class FleetWorker {
       topics: options.topics,
       fromBeginning: options.fromBeginning ?? true,
       maxWaitTimeInMs: 50,
+      // Each partition's batch ends with a commit: one after another they would add up to a
+      // round trip per partition before the next fetch, and the run's engine waits on every answer.
+      partitionsConsumedConcurrently: options.topics.pushes.partitions,
       ...(options.sessionTimeoutMs === undefined ? {} : { sessionTimeoutMs: options.sessionTimeoutMs }),
       ...(options.heartbeatIntervalMs === undefined
         ? {}
@@ -105,7 +118,7 @@ export class FleetWorker {
     await this.#consumer?.stop();
     if (this.#timer) clearTimeout(this.#timer);
     this.#release();
-    await this.#sending;
+    await this.#answers.drain();
     await this.#producer.disconnect().catch(() => {});
   }
 
@@ -130,29 +143,29 @@ export class FleetWorker {
     );
   }
 
-  /** Sends every answer that is due, in one request. */
+  /** Sends every answer that is due: at once, or with the next request when one is out. */
   #release(): void {
     const now = this.#now();
-    const ready: DeviceEventMessage[] = [];
-    while (this.#due.size > 0 && this.#due.peekTime()! <= now) ready.push(this.#due.pop()!);
-    if (ready.length === 0) return;
+    while (this.#due.size > 0 && this.#due.peekTime()! <= now) this.#answers.add(this.#due.pop()!);
+    this.#answers.flush();
+  }
+
+  async #send(ready: DeviceEventMessage[]): Promise<void> {
     const messages = ready.map((m) => ({
       key: m.device,
       value: JSON.stringify(m),
       headers: { [RUN_HEADER]: m.run, [VERSION_HEADER]: String(MESSAGE_SCHEMA_VERSION) },
     }));
-    this.#sending = this.#sending.then(async () => {
-      for (let attempt = 0; ; attempt++) {
-        try {
-          await this.#producer.send({ topic: this.#options.topics.deviceEvents.name, messages });
-          this.#sent += messages.length;
-          return;
-        } catch {
-          // A broker restarting: keep trying a while; past that the engine sends the pushes again.
-          if (attempt >= 8) return;
-          await new Promise((resolve) => setTimeout(resolve, Math.min(5_000, 200 * 2 ** attempt)));
-        }
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.#producer.send({ topic: this.#options.topics.deviceEvents.name, messages });
+        this.#sent += messages.length;
+        return;
+      } catch {
+        // A broker restarting: keep trying a while; past that the engine sends the pushes again.
+        if (attempt >= 8) return;
+        await new Promise((resolve) => setTimeout(resolve, Math.min(5_000, 200 * 2 ** attempt)));
       }
-    });
+    }
   }
 }

@@ -23,7 +23,7 @@ import type { Scenario } from '../scenario/schema.ts';
 import { runId as simRunId } from '../sim/run.ts';
 import { EngineWorker } from './engine-worker.ts';
 import { FleetWorker } from './fleet-worker.ts';
-import type { LiveTopics } from './kafka-config.ts';
+import { isRetriableKafkaError, type LiveTopics } from './kafka-config.ts';
 import { MESSAGE_SCHEMA_VERSION, RUN_HEADER, VERSION_HEADER } from './messages.ts';
 
 export interface LiveRunOptions {
@@ -146,14 +146,7 @@ class EventFollower {
     onProgress: (at: number) => void,
   ): Promise<EventFollower> {
     const topic = topics.events.name;
-    const admin = kafka.admin();
-    await admin.connect();
-    let ends: Array<{ partition: number; high: string }>;
-    try {
-      ends = await admin.fetchTopicOffsets(topic);
-    } finally {
-      await admin.disconnect().catch(() => {});
-    }
+    const ends = await endOffsets(kafka, topic);
     const consumer = kafka.consumer({
       groupId: `phasebench-live.${run}.${process.pid}.${Date.now()}`,
       maxWaitTimeInMs: 50,
@@ -162,11 +155,14 @@ class EventFollower {
     const follower = new EventFollower(consumer, onEvent, onProgress);
     await consumer.connect();
     await consumer.subscribe({ topic, fromBeginning: true });
+    // Other runs' events are skipped by their header's bytes, without decoding it to text first.
+    const runBytes = Buffer.from(run);
     await consumer.run({
       autoCommit: false,
       eachBatch: async ({ batch }) => {
         for (const message of batch.messages) {
-          if (message.headers?.[RUN_HEADER]?.toString() !== run || message.value === null) continue;
+          const header = message.headers?.[RUN_HEADER];
+          if (!Buffer.isBuffer(header) || !header.equals(runBytes) || message.value === null) continue;
           follower.#accept(JSON.parse(message.value.toString('utf8')) as StoredEvent);
         }
       },
@@ -224,5 +220,24 @@ class EventFollower {
 
   async stop(): Promise<void> {
     await this.consumer.disconnect().catch(() => {});
+  }
+}
+
+/**
+ * The end offset of each of the topic's partitions. A topic created a moment ago may still be
+ * electing its leaders (kafkajs gives up at once on "not the leader"): asked again, briefly.
+ */
+async function endOffsets(kafka: Kafka, topic: string): Promise<Array<{ partition: number; high: string }>> {
+  for (let attempt = 1; ; attempt++) {
+    const admin = kafka.admin();
+    try {
+      await admin.connect();
+      return await admin.fetchTopicOffsets(topic);
+    } catch (error) {
+      if (!isRetriableKafkaError(error) || attempt >= 10) throw error;
+    } finally {
+      await admin.disconnect().catch(() => {});
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100 * attempt));
   }
 }

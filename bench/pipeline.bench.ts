@@ -1,0 +1,635 @@
+/**
+ * Benchmark: end-to-end throughput of the live pipeline (a startRun command, the engine's pushes to
+ * the fleet, the fleet's acknowledgements, every fact appended to the event log topic and read back
+ * by the driver) next to Kafka's own producer benchmark, org.apache.kafka.tools.ProducerPerformance,
+ * against the same broker in the same run.
+ *
+ *   ProducerPerformance   the Java producer, acks=all, on a fresh single-partition topic (as the
+ *                         event log's): as many records as the run has events, each of the mean
+ *                         size of the run's event messages
+ *   pipeline              an IT policy change to N always-online devices (default 50,000) on
+ *                         N/2,000 instances with every throttle off, at a time scale (default
+ *                         100,000) that leaves the wall clock nothing to wait for, so the engine,
+ *                         the fleet and the broker set the pace. The engine and fleet workers run in
+ *                         the driver's process, as `phasebench live` starts them by default;
+ *                         `--services` runs them as `phasebench engine` and `phasebench fleet`
+ *                         child processes instead, as deployed
+ *
+ * The headline, "events/s": the run's log events (each once, by id) over the wall seconds from the
+ * startRun command (its broker timestamp) to the last event the driver read back from the log
+ * topic. Pushes and acknowledgements cross the broker too; they are counted apart and are not in
+ * events/s. The target is at least 20,000 events/s.
+ *
+ * Why so many devices: the engine runs nothing later on the run's timeline before the answer to
+ * each push has come back (run-host.ts), so a run advances at most by the shortest transfer time
+ * (about 0.3 s of run time here) per round trip through the broker, whatever the time scale. A
+ * dense run carries many events per round trip; a sparse one measures round trips, not throughput.
+ *
+ * Both are run once first, unmeasured, to warm the broker up (its JIT compiler is busy for its first
+ * minute or so of load).
+ *
+ * CPU seconds per process (from /proc, Linux) are printed too: on a shared, noisy machine they vary
+ * less than the wall clock. It prints figures and the ratio to ProducerPerformance's records/s; it
+ * asserts nothing.
+ *
+ *   npm run bench:pipeline
+ *   npm run bench:pipeline -- --devices 20000 --services
+ *   npm run bench:pipeline -- --brokers 127.0.0.1:19092      a running broker (topics are deleted after)
+ *   npm run bench:pipeline -- --json
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import Table from 'cli-table3';
+import type { Kafka } from 'kafkajs';
+import { type KafkaBroker, startBroker, stopBroker } from '../harness/live/broker.ts';
+import {
+  createTopics,
+  kafkaClient,
+  type LiveTopics,
+  liveTopics,
+  type TopicSpec,
+} from '../harness/live/kafka-config.ts';
+import { liveRunId, runLive } from '../harness/live/run-live.ts';
+import { serializeTrustedEvent } from '../harness/log/codec.ts';
+import { parseScenario } from '../harness/scenario/load.ts';
+import type { Scenario } from '../harness/scenario/schema.ts';
+import { simulatePlan } from '../harness/sim/run.ts';
+
+const { values: args } = parseArgs({
+  options: {
+    devices: { type: 'string', default: '50000' },
+    port: { type: 'string', default: '19892' },
+    brokers: { type: 'string' },
+    'time-scale': { type: 'string', default: '100000' },
+    services: { type: 'boolean', default: false },
+    json: { type: 'boolean', default: false },
+    // Internal: the warm-up run's child process, on the topics with this prefix.
+    'warm-up': { type: 'string' },
+  },
+});
+const devices = positiveInteger('devices', args.devices);
+const port = positiveInteger('port', args.port);
+const timeScale = positiveInteger('time-scale', args['time-scale']);
+const inProcess = !args.services;
+
+function positiveInteger(name: string, text: string): number {
+  const value = Number(text);
+  if (!Number.isInteger(value) || value <= 0) {
+    console.error(`--${name} expects a positive integer, found '${text}'`);
+    process.exit(2);
+  }
+  return value;
+}
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const KAFKA_LIBS = `${ROOT}.cache/kafka/3.9.2/libs`;
+const BIN = `${ROOT}bin/phasebench.js`;
+const PLAN = 'policy';
+const TARGET_EVENTS_PER_SECOND = 20_000;
+
+const log = (line: string): void => {
+  if (!args.json) console.error(line);
+};
+
+function pipelineScenario(n: number): Scenario {
+  return parseScenario(
+    {
+      name: `bench-pipeline-${n}`,
+      seed: 1,
+      horizon: '1d',
+      domain: {
+        instances: Array.from({ length: Math.ceil(n / 2000) }, (_, i) => ({
+          id: `BES${String(i + 1).padStart(3, '0')}`,
+          srpId: i + 1,
+        })),
+        // Every job starts within the first minute: the pipeline, not the Policy Services' limits, sets the pace.
+        throttle: { inProcessJobs: null, jobsPerMinutePerService: null, jobsPerMinuteDomain: null },
+      },
+      // Always in coverage: the run drains in about a minute of its own time, with no day-long tails.
+      fleet: { users: n, coverage: { alwaysOnlineShare: 1 } },
+      plans: { [PLAN]: { kind: 'itPolicyChange', description: 'new IT policy for every device' } },
+    },
+    'bench/pipeline.bench.ts',
+  );
+}
+
+/** CPU time and peak RSS of another process, sampled from /proc (Linux; nothing elsewhere). */
+class ProcessSampler {
+  #cpuAtStart: number | undefined;
+  #cpu: number | undefined;
+  #peakRssKb: number | undefined;
+  readonly #timer: NodeJS.Timeout;
+
+  constructor(readonly pid: number) {
+    this.#sample();
+    this.#cpuAtStart = this.#cpu;
+    this.#timer = setInterval(() => this.#sample(), 100);
+  }
+
+  /** Stops sampling: CPU seconds since the sampler started, and the peak RSS in MB. */
+  stop(): { cpuSeconds: number | undefined; peakRssMb: number | undefined } {
+    this.#sample();
+    clearInterval(this.#timer);
+    return {
+      cpuSeconds:
+        this.#cpu === undefined || this.#cpuAtStart === undefined ? undefined : this.#cpu - this.#cpuAtStart,
+      peakRssMb: this.#peakRssKb === undefined ? undefined : Math.round(this.#peakRssKb / 1024),
+    };
+  }
+
+  #sample(): void {
+    try {
+      // utime and stime, fields 14 and 15, in clock ticks (USER_HZ, 100 on Linux).
+      const stat = readFileSync(`/proc/${this.pid}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      this.#cpu = (Number(fields[11]) + Number(fields[12])) / 100;
+      const hwm = /^VmHWM:\s+(\d+) kB/m.exec(readFileSync(`/proc/${this.pid}/status`, 'utf8'));
+      if (hwm !== null) this.#peakRssKb = Math.max(this.#peakRssKb ?? 0, Number(hwm[1]));
+    } catch {
+      // Not Linux, or the process has just exited: the last sample stands.
+    }
+  }
+}
+
+interface ProcessFigures {
+  process: string;
+  cpuSeconds: number | undefined;
+  peakRssMb: number | undefined;
+}
+
+interface ProducerPerformanceResult {
+  records: number;
+  recordBytes: number;
+  recordsPerSecond: number;
+  megabytesPerSecond: number;
+  avgLatencyMs: number;
+  maxLatencyMs: number;
+  /** records / records/s: the tool's own measured interval, without the JVM's start-up. */
+  wallMs: number;
+  /** The java process from spawn to exit. */
+  processWallMs: number;
+  java: ProcessFigures;
+}
+
+/** Runs ProducerPerformance and parses its final summary line. */
+async function producerPerformance(
+  bootstrap: string,
+  topic: string,
+  records: number,
+  recordBytes: number,
+): Promise<ProducerPerformanceResult> {
+  const started = performance.now();
+  const java = spawn(
+    'java',
+    [
+      '-Xmx512m',
+      '-cp',
+      `${KAFKA_LIBS}/*`,
+      'org.apache.kafka.tools.ProducerPerformance',
+      '--topic',
+      topic,
+      '--num-records',
+      String(records),
+      '--record-size',
+      String(recordBytes),
+      '--throughput',
+      '-1',
+      '--producer-props',
+      `bootstrap.servers=${bootstrap}`,
+      'acks=all',
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  const sampler = new ProcessSampler(java.pid!);
+  let output = '';
+  java.stdout.on('data', (chunk: Buffer) => {
+    output += chunk.toString('utf8');
+  });
+  java.stderr.on('data', (chunk: Buffer) => {
+    output += chunk.toString('utf8');
+  });
+  const code = await new Promise<number | null>((resolve, reject) => {
+    java.once('error', reject);
+    java.once('exit', resolve);
+  });
+  const processWallMs = performance.now() - started;
+  const figures = sampler.stop();
+  // Every 5 s a progress line, then the summary, the last line of this form (with percentiles):
+  // "300056 records sent, 75277.0 records/sec (23.19 MB/sec), 831.12 ms avg latency, 1060.00 ms max latency, 812 ms 50th, ..."
+  const summary = [
+    ...output.matchAll(
+      /(\d+) records sent, ([\d.]+) records\/sec \(([\d.]+) MB\/sec\), ([\d.]+) ms avg latency, ([\d.]+) ms max latency/g,
+    ),
+  ].at(-1);
+  if (code !== 0 || summary === undefined || Number(summary[1]) !== records) {
+    throw new Error(`ProducerPerformance exited with ${code} and no summary line:\n${output.slice(-2_000)}`);
+  }
+  const recordsPerSecond = Number(summary[2]);
+  return {
+    records: Number(summary[1]),
+    recordBytes,
+    recordsPerSecond,
+    megabytesPerSecond: Number(summary[3]),
+    avgLatencyMs: Number(summary[4]),
+    maxLatencyMs: Number(summary[5]),
+    wallMs: (Number(summary[1]) / recordsPerSecond) * 1000,
+    processWallMs,
+    java: { process: 'ProducerPerformance (java)', ...figures },
+  };
+}
+
+/** A `phasebench engine` or `phasebench fleet` service on the bench's topics, once it says it runs. */
+async function startService(
+  name: 'engine' | 'fleet',
+  bootstrap: string,
+  prefix: string,
+): Promise<ChildProcess> {
+  const child = spawn(
+    process.execPath,
+    [BIN, name, '--brokers', bootstrap, '--topic-prefix', prefix, '--metrics-port', '0'],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  let output = '';
+  child.stdout!.on('data', (chunk: Buffer) => {
+    output += chunk.toString('utf8');
+  });
+  child.stderr!.on('data', (chunk: Buffer) => {
+    output += chunk.toString('utf8');
+  });
+  await new Promise<void>((resolve, reject) => {
+    const timer = setInterval(() => {
+      if (output.includes('running')) {
+        clearInterval(timer);
+        resolve();
+      } else if (child.exitCode !== null) {
+        clearInterval(timer);
+        reject(new Error(`phasebench ${name} exited with ${child.exitCode}:\n${output}`));
+      }
+    }, 50);
+  });
+  return child;
+}
+
+async function stopService(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null) return;
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  child.kill('SIGTERM');
+  await exited;
+}
+
+async function messagesOn(kafka: Kafka, topic: string): Promise<number> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    const offsets = await admin.fetchTopicOffsets(topic);
+    return offsets.reduce((n, { high, low }) => n + Number(high) - Number(low), 0);
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+/** The broker timestamp (CreateTime, epoch ms) of the run's startRun command. */
+async function startRunTimestamp(kafka: Kafka, topic: string, run: string): Promise<number> {
+  const consumer = kafka.consumer({ groupId: `bench-pipeline-${randomUUID()}`, maxWaitTimeInMs: 100 });
+  await consumer.connect();
+  try {
+    await consumer.subscribe({ topic, fromBeginning: true });
+    return await new Promise<number>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no startRun command of ${run} on ${topic}`)), 30_000);
+      void consumer.run({
+        eachMessage: async ({ message }) => {
+          if (message.key?.toString() !== run) return;
+          clearTimeout(timer);
+          resolve(Number(message.timestamp));
+        },
+      });
+    });
+  } finally {
+    await consumer.disconnect().catch(() => {});
+  }
+}
+
+interface PipelineResult {
+  workers: 'services' | 'in-process';
+  runId: string;
+  /** The run's log events, once each by id. */
+  events: number;
+  /** Log events read more than once (none unless a worker took the run over). */
+  duplicateEvents: number;
+  /** Messages on the event log, pushes and device-events topics, and dead letters. */
+  logMessages: number;
+  pushMessages: number;
+  ackMessages: number;
+  deadLetters: number;
+  logBytes: number;
+  /** startRun command (broker timestamp) to the last event read back. */
+  wallMs: number;
+  /** First to last event read back: the run in full flow, without hosting's set-up. */
+  flowWallMs: number;
+  processes: ProcessFigures[];
+}
+
+async function pipeline(
+  kafka: Kafka,
+  bootstrap: string,
+  prefix: string,
+  topics: LiveTopics,
+  scenario: Scenario,
+  brokerPid: number | undefined,
+): Promise<PipelineResult> {
+  const suffix = randomUUID();
+  const run = liveRunId(scenario, PLAN, suffix);
+  // The services join their groups before the command is sent: the clock starts on a ready pipeline.
+  const services = inProcess
+    ? []
+    : [await startService('engine', bootstrap, prefix), await startService('fleet', bootstrap, prefix)];
+  const samplers = services.map((child) => new ProcessSampler(child.pid!));
+  const brokerSampler = brokerPid === undefined ? undefined : new ProcessSampler(brokerPid);
+  const driverCpuAtStart = process.cpuUsage();
+  // CPU is read when the run's last event arrives: the driver's projection of the summary after it
+  // and the services' idling are not the pipeline's work.
+  let cpuAtEnd:
+    | {
+        driver: NodeJS.CpuUsage;
+        services: Array<{ cpuSeconds: number | undefined; peakRssMb: number | undefined }>;
+        broker: { cpuSeconds: number | undefined; peakRssMb: number | undefined } | undefined;
+      }
+    | undefined;
+  const readCpu = (): NonNullable<typeof cpuAtEnd> => ({
+    driver: process.cpuUsage(driverCpuAtStart),
+    services: samplers.map((s) => s.stop()),
+    broker: brokerSampler?.stop(),
+  });
+  let firstEventAt = 0;
+  let lastEventAt = 0;
+  let live: Awaited<ReturnType<typeof runLive>>;
+  try {
+    live = await runLive(scenario, PLAN, {
+      kafka,
+      topics,
+      timeScale,
+      runSuffix: suffix,
+      inProcess,
+      // The run's time 0 is when the command is sent: nothing waits for a lead-in.
+      leadMs: 0,
+      stallTimeoutMs: 60_000,
+      onEvent: (event) => {
+        lastEventAt = Date.now();
+        if (firstEventAt === 0) firstEventAt = lastEventAt;
+        // The log is one partition in append order: the run's last fact is the last event read.
+        if (event.type === 'RunCompleted') cpuAtEnd ??= readCpu();
+      },
+    });
+  } finally {
+    cpuAtEnd ??= readCpu();
+    await Promise.allSettled(services.map(stopService));
+  }
+  const { driver, services: serviceFigures, broker } = cpuAtEnd;
+  const startedAt = await startRunTimestamp(kafka, topics.commands.name, run);
+  let logBytes = 0;
+  for (const event of live.events) logBytes += Buffer.byteLength(serializeTrustedEvent(event));
+  return {
+    workers: inProcess ? 'in-process' : 'services',
+    runId: run,
+    events: live.events.length,
+    duplicateEvents: live.duplicateEvents,
+    logMessages: await messagesOn(kafka, topics.events.name),
+    pushMessages: await messagesOn(kafka, topics.pushes.name),
+    ackMessages: await messagesOn(kafka, topics.deviceEvents.name),
+    deadLetters: await messagesOn(kafka, topics.dlq.name),
+    logBytes,
+    wallMs: lastEventAt - startedAt,
+    flowWallMs: lastEventAt - firstEventAt,
+    processes: [
+      {
+        process: inProcess ? 'driver + engine + fleet (this process)' : 'driver (this process)',
+        cpuSeconds: (driver.user + driver.system) / 1e6,
+        peakRssMb: Math.round(process.resourceUsage().maxRSS / 1024),
+      },
+      ...(inProcess
+        ? []
+        : [
+            { process: 'phasebench engine', ...serviceFigures[0]! },
+            { process: 'phasebench fleet', ...serviceFigures[1]! },
+          ]),
+      ...(broker === undefined ? [] : [{ process: 'Kafka broker', ...broker }]),
+    ],
+  };
+}
+
+/**
+ * The warm-up live run, in a child process of its own: run in this one, its garbage and the heap it
+ * grew would be the measured run's to collect (measured: a tenth more CPU per event).
+ */
+async function warmUpInChild(bootstrap: string, prefix: string): Promise<void> {
+  const child = spawn(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      fileURLToPath(import.meta.url),
+      ...['--warm-up', prefix, '--brokers', bootstrap],
+      ...['--devices', String(devices), '--time-scale', String(timeScale)],
+      ...(inProcess ? [] : ['--services']),
+    ],
+    { stdio: ['ignore', 'ignore', 'inherit'] },
+  );
+  const code = await new Promise<number | null>((resolve, reject) => {
+    child.once('error', reject);
+    child.once('exit', resolve);
+  });
+  if (code !== 0) throw new Error(`the warm-up run exited with ${code}`);
+}
+
+if (args['warm-up'] !== undefined) {
+  const bootstrap = args.brokers ?? '';
+  const kafka = kafkaClient({ brokers: bootstrap.split(','), clientId: 'phasebench-bench-pipeline' });
+  const prefix = args['warm-up'];
+  await pipeline(kafka, bootstrap, prefix, liveTopics({ prefix }), pipelineScenario(devices), undefined);
+} else {
+  await main();
+}
+
+async function main(): Promise<void> {
+  const scenario = pipelineScenario(devices);
+  log(
+    `IT policy change: ${devices.toLocaleString('en-US')} always-online devices on ` +
+      `${scenario.domain.instances.length} instances, throttles off, time scale ${timeScale.toLocaleString('en-US')}, ` +
+      `engine and fleet ${inProcess ? 'in the driver process' : 'as services'}`,
+  );
+
+  // The run in virtual time, to size ProducerPerformance's records like the run's events (the live
+  // log is this one, with the live run id in each envelope) and to know how many pushes it sends.
+  const sizingRun = liveRunId(scenario, PLAN, randomUUID());
+  let expectedEvents = 0;
+  let expectedPushes = 0;
+  let expectedBytes = 0;
+  simulatePlan(scenario, PLAN, {
+    onEvent: (event) => {
+      expectedEvents++;
+      if (event.type === 'JobQueued') expectedPushes += event.data.pushes.length;
+      expectedBytes += Buffer.byteLength(
+        serializeTrustedEvent({ ...event, run: sizingRun, id: `${sizingRun}#${event.seq}` }),
+      );
+    },
+  });
+  const recordBytes = Math.round(expectedBytes / expectedEvents);
+  log(
+    `virtual time: ${expectedEvents.toLocaleString('en-US')} events of ${recordBytes} bytes on average, ` +
+      `${expectedPushes.toLocaleString('en-US')} pushes`,
+  );
+
+  let broker: KafkaBroker | undefined;
+  let bootstrap: string;
+  if (args.brokers === undefined) {
+    log(`starting a broker on 127.0.0.1:${port}…`);
+    broker = await startBroker({ port });
+    bootstrap = broker.bootstrap;
+  } else {
+    bootstrap = args.brokers;
+  }
+  // The project's own broker (scripts/kafka.sh) writes its pid: its CPU time is measured too.
+  const brokerPid =
+    broker === undefined
+      ? undefined
+      : Number(readFileSync(`${ROOT}.cache/kafka/broker-${broker.port}.pid`, 'utf8').trim()) || undefined;
+  const kafka = kafkaClient({ brokers: bootstrap.split(','), clientId: 'phasebench-bench-pipeline' });
+  const prefix = `bench-${randomUUID()}.`;
+  const topics = liveTopics({ prefix });
+  const warmupPrefix = `${prefix}warmup.`;
+  const warmupTopics = liveTopics({ prefix: warmupPrefix });
+  const perfTopic: TopicSpec = { ...topics.events, name: `${prefix}producer-performance` };
+  const warmupPerfTopic: TopicSpec = { ...topics.events, name: `${warmupPrefix}producer-performance` };
+  const allTopics = [...Object.values(topics), ...Object.values(warmupTopics), perfTopic, warmupPerfTopic];
+
+  let perf: ProducerPerformanceResult;
+  let live: PipelineResult;
+  try {
+    const admin = kafka.admin();
+    await admin.connect();
+    await createTopics(admin, allTopics);
+    await admin.disconnect();
+
+    // A fresh broker's JIT compiler takes much of a core through its first minute or so of load
+    // (measured: 17 s of broker CPU in a first live run, 4 s from the third on). Whichever
+    // measurement came first would pay for it; the warm-up goes through every path the two use.
+    log('warm-up, not measured: ProducerPerformance, then the same live run…');
+    await producerPerformance(bootstrap, warmupPerfTopic.name, expectedEvents, recordBytes);
+    await warmUpInChild(bootstrap, warmupPrefix);
+
+    log(
+      `ProducerPerformance: ${expectedEvents.toLocaleString('en-US')} records of ${recordBytes} bytes, acks=all…`,
+    );
+    perf = await producerPerformance(bootstrap, perfTopic.name, expectedEvents, recordBytes);
+    log('live pipeline…');
+    live = await pipeline(kafka, bootstrap, prefix, topics, scenario, brokerPid);
+  } finally {
+    if (broker !== undefined) {
+      await stopBroker(broker);
+    } else {
+      const admin = kafka.admin();
+      await admin.connect();
+      await admin.deleteTopics({ topics: allTopics.map((t) => t.name) }).catch(() => {});
+      await admin.disconnect();
+    }
+  }
+
+  const eventsPerSecond = (live.events / live.wallMs) * 1000;
+  const flowEventsPerSecond = (live.events / live.flowWallMs) * 1000;
+  const messages = live.logMessages + live.pushMessages + live.ackMessages;
+  const messagesPerSecond = (messages / live.wallMs) * 1000;
+  const ratio = eventsPerSecond / perf.recordsPerSecond;
+  const result = {
+    devices,
+    instances: scenario.domain.instances.length,
+    timeScale,
+    targetEventsPerSecond: TARGET_EVENTS_PER_SECOND,
+    producerPerformance: perf,
+    pipeline: {
+      ...live,
+      expectedEvents,
+      expectedPushes,
+      pushesResent: live.pushMessages - expectedPushes,
+      eventsPerSecond,
+      flowEventsPerSecond,
+      messages,
+      messagesPerSecond,
+      logMegabytesPerSecond: live.logBytes / 1e6 / (live.wallMs / 1000),
+    },
+    ratio,
+  };
+
+  if (args.json) {
+    console.log(JSON.stringify(result, null, 2));
+  } else {
+    const count = (n: number): string => Math.round(n).toLocaleString('en-US');
+    const seconds = (ms: number): string => `${(ms / 1000).toFixed(2)} s`;
+    const percent = (x: number): string => `${(x * 100).toFixed(1)}%`;
+    const throughput = new Table({
+      head: ['measured', 'records', 'wall', 'records/s', 'MB/s', 'vs ProducerPerformance'],
+    });
+    throughput.push(
+      [
+        `ProducerPerformance, acks=all, ${recordBytes} B`,
+        count(perf.records),
+        `${seconds(perf.wallMs)} (java ${seconds(perf.processWallMs)})`,
+        count(perf.recordsPerSecond),
+        perf.megabytesPerSecond.toFixed(2),
+        '100.0%',
+      ],
+      [
+        'pipeline: log events (events/s)',
+        count(live.events),
+        seconds(live.wallMs),
+        count(eventsPerSecond),
+        result.pipeline.logMegabytesPerSecond.toFixed(2),
+        percent(ratio),
+      ],
+      [
+        'pipeline: log events, first to last',
+        count(live.events),
+        seconds(live.flowWallMs),
+        count(flowEventsPerSecond),
+        '',
+        percent(flowEventsPerSecond / perf.recordsPerSecond),
+      ],
+      [
+        'pipeline: events + pushes + acks',
+        count(messages),
+        seconds(live.wallMs),
+        count(messagesPerSecond),
+        '',
+        percent(messagesPerSecond / perf.recordsPerSecond),
+      ],
+    );
+    const resources = new Table({ head: ['process', 'CPU', 'CPU per log event', 'peak RSS'] });
+    for (const p of [...live.processes, perf.java]) {
+      const isJava = p === perf.java;
+      resources.push([
+        p.process,
+        p.cpuSeconds === undefined ? 'n/a' : `${p.cpuSeconds.toFixed(2)} s`,
+        p.cpuSeconds === undefined || isJava ? '' : `${Math.round((p.cpuSeconds / live.events) * 1e6)} µs`,
+        p.peakRssMb === undefined ? 'n/a' : `${p.peakRssMb} MB`,
+      ]);
+    }
+    console.log(throughput.toString());
+    console.log(resources.toString());
+    console.log(
+      `events/s = the run's log events (each once) / wall seconds from the startRun command to the last event ` +
+        `read back by the driver. Target at least ${count(TARGET_EVENTS_PER_SECOND)} events/s: ` +
+        `${eventsPerSecond >= TARGET_EVENTS_PER_SECOND ? 'met' : 'not met'}; pipeline / ProducerPerformance ${percent(ratio)}.`,
+    );
+    console.log(
+      `Crossed the broker: ${count(live.logMessages)} log messages (${count(live.events)} events, ` +
+        `${count(live.duplicateEvents)} read twice; ${count(expectedEvents)} in virtual time), ` +
+        `${count(live.pushMessages)} pushes (${count(result.pipeline.pushesResent)} resent), ` +
+        `${count(live.ackMessages)} acknowledgements, ${count(live.deadLetters)} dead letters, 1 startRun command. ` +
+        `ProducerPerformance latency avg ${perf.avgLatencyMs.toFixed(0)} ms, max ${perf.maxLatencyMs.toFixed(0)} ms. ` +
+        `CPU is measured while the run was live (ProducerPerformance: its whole life); peak RSS is each process's ` +
+        `peak so far (this process also ran the run in virtual time).`,
+    );
+  }
+}

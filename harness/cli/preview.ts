@@ -133,6 +133,8 @@ function scope(plan: PlanPreview): string {
       return `New IT policy for ${users} users on ${plan.sources.join(', ')}.`;
     case 'activationStorm':
       return `${users} enterprise activations.`;
+    case 'commanded':
+      return `Moves ${users} users as moveUser commands arrive (k6, the admin API): which users, and where, is up to the commands.`;
     default:
       return `Moves ${users} users from ${plan.sources.join(', ')} into ${plan.target}.`;
   }

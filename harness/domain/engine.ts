@@ -50,6 +50,8 @@ export type Command =
   | { type: 'Acknowledge'; push: number }
   | { type: 'Resend'; push: number }
   | { type: 'Cradle'; device: number }
+  /** A commanded plan's move of one user, from outside the run (a moveUser command message). */
+  | { type: 'MoveUser'; user: number; to: string; phase: number }
   | { type: 'FinishRun'; reason: 'drained' | 'horizon' };
 
 export interface Scheduled {
@@ -310,6 +312,8 @@ export interface EngineState {
   stoppedMoves: number[];
   /** Users moved whose jobs the Policy Service has not created yet: backlog a queue gate must see. */
   awaitingDetection: number;
+  /** Users a commanded plan has moved so far, each counted once; null for other plans. */
+  commanded: { users: Uint8Array; moves: number } | null;
   finished: boolean;
 }
 
@@ -350,6 +354,7 @@ export function initialState(scenario: Scenario, planName: string, fleet: Fleet)
     acks: p95Gate ? { at: [], latencyMs: [] } : null,
     stoppedMoves: [],
     awaitingDetection: 0,
+    commanded: plan.kind === 'commanded' ? { users: new Uint8Array(users), moves: 0 } : null,
     finished: false,
   };
 }
@@ -374,6 +379,8 @@ export function sourceInstances(scenario: Scenario, plan: Plan): string[] {
       return plan.instances ?? all;
     case 'activationStorm':
       return [];
+    case 'commanded':
+      return all;
   }
 }
 
@@ -532,9 +539,16 @@ export function evolve(state: EngineState, e: DomainEvent): EngineState {
       service.planTimer = e.data.queued > 0 ? e.at + MINUTE_MS : null;
       break;
     }
+    case 'UserMoveRequested': {
+      const commanded = state.commanded;
+      if (commanded !== null) {
+        commanded.users[userIndexOf(e.data.user)] = 1;
+        commanded.moves++;
+      }
+      break;
+    }
     case 'RunStarted':
     case 'ServiceStopped':
-    case 'UserMoveRequested':
     case 'ItPolicyChanged':
     case 'DeviceCradled':
     case 'ActivationCompleted':
@@ -900,6 +914,9 @@ function handle(d: Decider, c: Command): void {
     case 'QueueItPolicyJobs':
       handlers.QueueItPolicyJobs(d, c);
       return;
+    case 'MoveUser':
+      handlers.MoveUser(d, c);
+      return;
     case 'FinishRun':
       handlers.FinishRun(d, c);
       return;
@@ -966,6 +983,8 @@ const handlers: Handlers = {
       case 'activationStorm':
         scheduleActivations(d, plan);
         break;
+      case 'commanded':
+        break; // the moves arrive as MoveUser commands
     }
   },
 
@@ -1260,6 +1279,34 @@ const handlers: Handlers = {
       if (push.status === AWAITING_CRADLE) acknowledge(d, push, 'cradle');
     }
     settleDevice(d, device);
+  },
+
+  MoveUser(d, c) {
+    const { state } = d;
+    const plan = state.plan;
+    const commanded = state.commanded;
+    if (plan.kind !== 'commanded' || commanded === null) return; // only a commanded plan takes moves
+    const user = c.user;
+    // An unknown user, one moved already (a command delivered twice), one already on the target,
+    // or a move beyond those expected: nothing to do.
+    if (!(user >= 0 && user < state.fleet.users.length) || commanded.users[user]) return;
+    if (commanded.moves >= plan.moves || state.userInstance[user] === c.to) return;
+    // Phases start in order; a move commanded for an earlier phase joins the newest one.
+    while (state.phases.length < Math.max(1, c.phase)) {
+      const phase = state.phases.length + 1;
+      d.emit('PhaseStarted', `phase-${phase}`, { phase, users: 0, into: [c.to] });
+      if (phase > 1) checkPhaseConverged(d, phase - 1);
+    }
+    const index = state.instanceIndex.get(c.to);
+    if (index === undefined || !state.instances[index]!.live) {
+      const spec = plan.newInstances;
+      const srpId =
+        spec.instances?.find((i) => i.id === c.to)?.srpId ?? String(spec.srpIdBase + state.newInstances + 1);
+      provisionInstance(d, c.to, srpId);
+    }
+    moveUser(d, user, c.to);
+    if (!state.userMoveFailed[user]) scheduleDetection(d, user);
+    checkPhaseConverged(d, state.phases.length);
   },
 
   FinishRun(d, c) {
@@ -1569,9 +1616,17 @@ function checkPhaseConverged(d: Decider, phaseNumber: number): void {
   ) {
     return; // more activations are still to arrive
   }
+  if (
+    plan.kind === 'commanded' &&
+    phaseNumber === d.state.phases.length &&
+    d.state.commanded!.moves < plan.moves
+  ) {
+    return; // the newest phase may still be commanded more moves
+  }
   d.emit('PhaseConverged', `phase-${phase.phase}`, {
     phase: phase.phase,
-    users: phase.users,
+    // A commanded phase learns its size as its moves arrive.
+    users: plan.kind === 'commanded' ? phase.movable : phase.users,
     converged: phase.converged,
     stranded: phase.stranded,
     startedAt: phase.startedAt,

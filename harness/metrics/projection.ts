@@ -175,6 +175,8 @@ export class PlanProjection {
         if (phase) {
           phase.summary.convergedAt = e.at;
           phase.summary.convergenceMs = e.at - phase.summary.startedAt;
+          // A commanded phase's size is known only once it has converged.
+          phase.summary.users = e.data.users;
           phase.summary.converged = e.data.converged;
           phase.summary.stranded = e.data.stranded;
         }

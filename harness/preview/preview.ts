@@ -170,6 +170,8 @@ function previewPlanWith(
       return { ...base, ...previewPolicyChange(scenario, fleet, sources) };
     case 'activationStorm':
       return { ...base, ...previewActivations(plan, fleet) };
+    case 'commanded':
+      return { ...base, ...previewCommanded(plan, fleet) };
   }
 }
 
@@ -388,6 +390,30 @@ function previewActivations(plan: Extract<Plan, { kind: 'activationStorm' }>, fl
         plan.arrivals === 'uniform'
           ? 'activations bypass the throttle: the bound is the arrival spread'
           : 'activations bypass the throttle and Poisson arrivals may bunch: no useful bound',
+    },
+  };
+}
+
+/** Which users a commanded plan moves, and where, is only known as the commands arrive. */
+function previewCommanded(plan: Extract<Plan, { kind: 'commanded' }>, fleet: Fleet): PlanFindings {
+  return {
+    target: 'commanded',
+    users: plan.moves,
+    problemAccounts: null,
+    srpConflicts: [],
+    cradle: cradleGroups(fleet, [], () => []),
+    newInstances: [],
+    servers: { added: 0 },
+    srpCredentials: { added: 0 },
+    lowerBound: {
+      makespanMs: 0,
+      scheduleMs: 0,
+      detectionMs: 0,
+      throttleMs: 0,
+      bindingPhase: 0,
+      phases: 0,
+      jobsByService: {},
+      note: 'the moves arrive as commands (k6, the admin API): no bound before they are known',
     },
   };
 }

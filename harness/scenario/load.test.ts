@@ -115,7 +115,7 @@ describe('loadScenario', () => {
     });
     expect(err.message).toContain(
       "plans.phased.kind: expected one of 'collapse' | 'bigBang' | 'phased' | 'itPolicyChange' | " +
-        "'activationStorm', found 'foo'",
+        "'activationStorm' | 'commanded', found 'foo'",
     );
   });
 

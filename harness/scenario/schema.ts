@@ -200,7 +200,32 @@ const activationStorm = z
   })
   .strict();
 
-export const planSchema = z.discriminatedUnion('kind', [collapse, phased, itPolicyChange, activationStorm]);
+/**
+ * Moves commanded from outside the run, one `moveUser` command per user (k6 or the HTTP admin API
+ * producing onto the commands topic, live). Each command names the user, the target instance and
+ * its phase; a target the domain does not have is provisioned as a new server, with its SRP id
+ * from `newInstances`. A user is moved once: a command for a user already moved (delivered twice),
+ * or onto the instance the user is on, moves nobody and does not count. Live, the run waits until `moves` users have been commanded and have
+ * settled, or until the horizon. In virtual time the moves come with the run (RunOptions.commands).
+ */
+const commanded = z
+  .object({
+    kind: z.literal('commanded'),
+    description: z.string().optional(),
+    /** Users the run expects to be commanded to move. */
+    moves: z.number().int().positive(),
+    /** SRP ids for target instances the commands name that the domain does not have yet. */
+    newInstances: newInstances.prefault({}),
+  })
+  .strict();
+
+export const planSchema = z.discriminatedUnion('kind', [
+  collapse,
+  phased,
+  itPolicyChange,
+  activationStorm,
+  commanded,
+]);
 export type Plan = z.output<typeof planSchema>;
 export type PhasedPlan = Extract<Plan, { kind: 'phased' }>;
 export type CollapsePlan = Extract<Plan, { kind: 'collapse' | 'bigBang' }>;

@@ -26,6 +26,11 @@ export interface RunOptions {
   /** Called with every event's canonical NDJSON line (no newline), in order: the log writer. */
   onLine?: (line: string) => void;
 
+  /**
+   * Commands from outside the run, each at its time: a commanded plan's MoveUser commands (live,
+   * they arrive on the commands topic instead).
+   */
+  commands?: ReadonlyArray<{ at: number; command: Command }>;
   /** Called now and then with the virtual time reached, for progress bars. */
   onProgress?: (virtualMs: number, horizonMs: number) => void;
   /** Wall clock for the runtime figures; injected so the loop itself never reads the clock. */
@@ -168,6 +173,7 @@ function execute(
   const heap = recorder.heap;
 
   heap.push(0, { type: 'StartRun' });
+  for (const { at, command } of options.commands ?? []) heap.push(Math.ceil(at), command);
   const horizon = scenario.horizon;
   let processed = 0;
   while (heap.size > 0) {

@@ -4,7 +4,15 @@
  */
 import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import { buildRegistry, METRIC_DEFINITIONS, METRICS, PROCESS_METRICS, seriesNames } from './names.ts';
+import {
+  buildRegistry,
+  METRIC_DEFINITIONS,
+  METRICS,
+  PROCESS_METRICS,
+  processRegistry,
+  SERVICE_METRICS,
+  seriesNames,
+} from './names.ts';
 
 describe('metric names', () => {
   it('are unique, prefixed, snake case, in base units, and never label a user, device or push', () => {
@@ -25,6 +33,28 @@ describe('metric names', () => {
     expect([...buckets].sort((a, b) => a - b)).toEqual(buckets);
     expect(buckets[0]).toBeLessThanOrEqual(1);
     expect(buckets[buckets.length - 1]).toBeGreaterThanOrEqual(7 * 24 * 3600);
+  });
+
+  it('of the live services follow the same conventions, with no run label and no clash with a run family', () => {
+    const runNames = new Set(METRIC_DEFINITIONS.map((m) => m.name));
+    const names = Object.values(SERVICE_METRICS).map((m) => m.name);
+    expect(new Set(names).size).toBe(names.length);
+    for (const metric of Object.values(SERVICE_METRICS)) {
+      expect(metric.name).toMatch(/^phasebench_[a-z][a-z0-9_]*[a-z0-9]$/);
+      expect(metric.name.endsWith('_total')).toBe(metric.type === 'counter');
+      expect(runNames).not.toContain(metric.name);
+      // A service's series outlive any run; which service and replica is Prometheus's job and instance.
+      for (const label of metric.labels)
+        expect(['run', 'plan', 'user', 'device', 'push', 'instance']).not.toContain(label);
+      expect(metric.help.length).toBeGreaterThan(20);
+    }
+  });
+
+  it('processRegistry has the process metrics the dashboards chart and nothing promtool reports', async () => {
+    const text = await processRegistry().metrics();
+    for (const name of Object.values(PROCESS_METRICS)) expect(text).toContain(`# TYPE ${name} `);
+    expect(text).not.toMatch(/^phasebench_/m);
+    expect(lint(text)).toBe('');
   });
 
   it('build a prom-client registry with every family and the process metrics, which promtool finds clean', async () => {

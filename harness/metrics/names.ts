@@ -17,7 +17,7 @@ import type { PushKind, StrandedReason } from '../domain/events.ts';
 export type MetricType = 'counter' | 'gauge' | 'histogram';
 
 /** A label every phasebench series may carry. */
-export type MetricLabel = 'run' | 'plan' | 'bes_instance' | 'kind' | 'outcome' | 'reason';
+export type MetricLabel = 'run' | 'plan' | 'bes_instance' | 'kind' | 'outcome' | 'reason' | 'category';
 
 export interface MetricDefinition {
   /** The name as scraped: counters include `_total`; histograms are the base of `_bucket` / `_sum` / `_count`. */
@@ -151,6 +151,63 @@ export type MetricKey = keyof typeof METRICS;
 /** The families in a fixed order: exports and dashboards list them this way. */
 export const METRIC_DEFINITIONS: readonly MetricDefinition[] = Object.values(METRICS);
 
+/**
+ * The live services' own metrics (registered by harness/live/metrics.ts): what a `phasebench
+ * engine` or `phasebench fleet` process has done since it started, read from its worker at each
+ * scrape. No run label: which service and replica is Prometheus's `job` and `instance`. An
+ * engine also exposes the METRICS families of the runs it hosts.
+ */
+export const SERVICE_METRICS = {
+  messagesHandled: {
+    name: 'phasebench_consumer_messages_handled_total',
+    type: 'counter',
+    help: "Valid messages the service's consumer handed to its handler, which accepted them (commands and device events for an engine, pushes for a fleet).",
+    labels: [],
+  },
+  handlerRetries: {
+    name: 'phasebench_consumer_handler_retries_total',
+    type: 'counter',
+    help: 'Handler attempts that failed retriably (a broker restarting) and were tried again.',
+    labels: [],
+  },
+  deadLetters: {
+    name: 'phasebench_dead_letters_total',
+    type: 'counter',
+    help: 'Messages the service stored on the dead-letter topic, by category (empty, oversized, notJson, unknownType, schema, handler).',
+    labels: ['category'],
+  },
+  runsHosted: {
+    name: 'phasebench_engine_hosted_runs',
+    type: 'gauge',
+    help: 'Live runs the engine worker hosts now.',
+    labels: [],
+  },
+  runsEnded: {
+    name: 'phasebench_engine_runs_ended_total',
+    type: 'counter',
+    help: "Runs the engine worker stopped hosting, by outcome: completed, or handedOver to the partition's next owner.",
+    labels: ['outcome'],
+  },
+  pushesReceived: {
+    name: 'phasebench_fleet_pushes_received_total',
+    type: 'counter',
+    help: 'Pushes the fleet worker received for its devices (a push sent again is received again).',
+    labels: [],
+  },
+  acknowledgementsSent: {
+    name: 'phasebench_fleet_acknowledgements_sent_total',
+    type: 'counter',
+    help: "Devices' acknowledgements the fleet worker sent to the device-events topic.",
+    labels: [],
+  },
+  acknowledgementsWaiting: {
+    name: 'phasebench_fleet_acknowledgements_waiting',
+    type: 'gauge',
+    help: "Acknowledgements waiting for their push's transfer to the device to end.",
+    labels: [],
+  },
+} as const satisfies Record<string, MetricDefinition>;
+
 /** The HTTP admin API's own metrics (registered by harness/http/metrics.ts). */
 export const HTTP_METRIC_NAMES = {
   /** Requests answered, by route pattern, method and status code. */
@@ -228,7 +285,7 @@ export interface LiveRegistry {
 export function buildRegistry(
   options: { defaultLabels?: Record<string, string>; processMetrics?: boolean } = {},
 ): LiveRegistry {
-  const registry = new Registry();
+  const registry = (options.processMetrics ?? true) ? processRegistry() : new Registry();
   if (options.defaultLabels) registry.setDefaultLabels(options.defaultLabels);
   const metrics = {} as Record<MetricKey, unknown>;
   for (const [key, definition] of Object.entries(METRICS) as Array<[MetricKey, MetricDefinition]>) {
@@ -245,13 +302,21 @@ export function buildRegistry(
           ? new Gauge(config)
           : new Histogram({ ...config, buckets: [...(definition.buckets ?? [])] });
   }
-  if (options.processMetrics ?? true) {
-    collectDefaultMetrics({ register: registry });
-    // Gauges named like counters, which `promtool check metrics` reports; the same counts stay
-    // exposed by type (sum(nodejs_active_handles) is the total).
-    for (const name of MISNAMED_PROCESS_GAUGES) registry.removeSingleMetric(name);
-  }
   return { registry, metrics: metrics as MetricHandles };
+}
+
+/**
+ * A prom-client Registry with prom-client's process and Node.js metrics (PROCESS_METRICS among
+ * them) and nothing else yet, for any phasebench `/metrics`: `promtool check metrics` finds
+ * nothing to report in it.
+ */
+export function processRegistry(): Registry {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  // Gauges named like counters, which `promtool check metrics` reports; the same counts stay
+  // exposed by type (sum(nodejs_active_handles) is the total).
+  for (const name of MISNAMED_PROCESS_GAUGES) registry.removeSingleMetric(name);
+  return registry;
 }
 
 /** prom-client's default gauges whose names end in `_total`. */

@@ -1,8 +1,14 @@
 /**
  * `phasebench engine` and `phasebench fleet`: long-lived members of live mode's consumer groups.
- * Each serves `/healthz` and `/metrics` on its metrics port, and stops gracefully on SIGTERM or
- * SIGINT: it leaves its group (its partitions go to the other members at once), commits what it
- * has handled, and exits 0. A second signal exits at once.
+ * Each serves `/healthz` and `/metrics` on its metrics port (startMetricsServer, as the live
+ * driver does), and stops gracefully on SIGTERM or SIGINT: it leaves its group (its partitions go
+ * to the other members at once), commits what it has handled, and exits 0. A second signal exits
+ * at once.
+ *
+ * `/metrics`: the process metrics and the service's own (SERVICE_METRICS in names.ts); an engine
+ * also shows the runs it hosts, the same families as the driver's `/metrics`, fed with each run's
+ * events as they are in the log. `/healthz`: 200 while the worker consumes, 503 once it has
+ * failed or is stopping, with the worker's figures.
  */
 import { Command, InvalidArgumentError } from 'commander';
 import pc from 'picocolors';
@@ -10,7 +16,13 @@ import { PhasebenchError } from '../errors.ts';
 import { EngineWorker } from '../live/engine-worker.ts';
 import { FleetWorker } from '../live/fleet-worker.ts';
 import { createTopics, kafkaClient, type LiveTopics, liveTopics } from '../live/kafka-config.ts';
-import { startServiceEndpoint } from '../live/service-endpoint.ts';
+import {
+  LiveMetrics,
+  registerEngineMetrics,
+  registerFleetMetrics,
+  startMetricsServer,
+} from '../live/metrics.ts';
+import { buildRegistry, processRegistry } from '../metrics/names.ts';
 
 export function port(value: string): number {
   const n = Number(value);
@@ -48,7 +60,11 @@ function serviceCommand(name: 'engine' | 'fleet', description: string, help: str
       port,
       Number(process.env.PHASEBENCH_METRICS_PORT ?? 9464),
     )
-    .option('--metrics-host <host>', 'address /healthz and /metrics listen on', '127.0.0.1')
+    .option(
+      '--metrics-host <host>',
+      'address /healthz and /metrics listen on (env PHASEBENCH_METRICS_HOST; 0.0.0.0 in a container)',
+      process.env.PHASEBENCH_METRICS_HOST ?? '127.0.0.1',
+    )
     .option(
       '--session-timeout <ms>',
       'how soon the group hands a silent (crashed) member’s partitions to the others',
@@ -66,12 +82,19 @@ function serviceCommand(name: 'engine' | 'fleet', description: string, help: str
         sessionTimeoutMs: options.sessionTimeout,
         heartbeatIntervalMs: Math.max(100, Math.floor(options.sessionTimeout / 5)),
       };
+      // The engine's registry has the run families; the fleet's only what a fleet does.
+      const live = name === 'engine' ? buildRegistry() : undefined;
+      const registry = live?.registry ?? processRegistry();
+      const runs = live && new LiveMetrics(live);
       const worker =
         name === 'engine'
           ? await EngineWorker.start({
               kafka,
               topics,
               ...session,
+              onRunEvents: (events) => {
+                for (const event of events) runs!.apply(event);
+              },
               onRunStarted: (run, recovered) =>
                 console.log(
                   `hosting ${run}` +
@@ -84,19 +107,27 @@ function serviceCommand(name: 'engine' | 'fleet', description: string, help: str
                 ),
             })
           : await FleetWorker.start({ kafka, topics, ...session });
+      if (worker instanceof EngineWorker) registerEngineMetrics(registry, () => worker.stats());
+      else registerFleetMetrics(registry, () => worker.stats());
       let failed: unknown;
-      const endpoint = await startServiceEndpoint({
+      let stopping: Promise<void> | undefined;
+      const endpoint = await startMetricsServer({
         host: options.metricsHost,
         port: options.metricsPort,
-        service: name,
-        health: () => ({ ok: failed === undefined, ...worker.stats() }),
+        registry,
+        health: () => ({
+          ok: failed === undefined && stopping === undefined,
+          service: name,
+          state: failed !== undefined ? 'failed' : stopping !== undefined ? 'stopping' : 'consuming',
+          ...(failed === undefined ? {} : { error: (failed as Error).message }),
+          ...worker.stats(),
+        }),
       });
       console.log(
         `phasebench ${name} ${pc.green('running')}: brokers ${options.brokers}, ` +
           `health ${endpoint.url}/healthz, metrics ${endpoint.url}/metrics (SIGTERM stops it)`,
       );
 
-      let stopping: Promise<void> | undefined;
       const stop = (): Promise<void> => {
         stopping ??= (async () => {
           await worker.stop();

@@ -17,6 +17,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Kafka, Producer } from 'kafkajs';
+import type { StoredEvent } from '../domain/events.ts';
 import { PhasebenchError } from '../errors.ts';
 import { KafkaEventLog } from '../log/kafka.ts';
 import { parseScenario } from '../scenario/load.ts';
@@ -40,6 +41,8 @@ export interface EngineWorkerOptions {
   onRunEnded?: (run: HostedRun) => void;
   /** Called when this worker begins hosting a run. */
   onRunStarted?: (run: string, recoveredEvents: number) => void;
+  /** Called with the events of the runs hosted here as they are in the log (HostRunOptions.onLogged). */
+  onRunEvents?: (events: readonly StoredEvent[]) => void;
 }
 
 export interface EngineStats {
@@ -173,6 +176,7 @@ export class EngineWorker {
           }
         },
         onHosting: (recovered) => this.#options.onRunStarted?.(command.run, recovered),
+        onLogged: this.#options.onRunEvents,
       });
       if (hosted.completed) this.#completed++;
       else this.#handedOver++;

@@ -25,7 +25,7 @@
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { Counter, Gauge, type Histogram, type Registry } from 'prom-client';
 import type { StoredEvent } from '../domain/events.ts';
 import { PhasebenchError } from '../errors.ts';
 import {
@@ -37,8 +37,18 @@ import {
   type PerMinuteCell,
   type ScalarCell,
 } from '../metrics/families.ts';
-import { type LiveRegistry, METRICS, type MetricDefinition, type MetricKey } from '../metrics/names.ts';
+import {
+  type LiveRegistry,
+  METRICS,
+  type MetricDefinition,
+  type MetricKey,
+  SERVICE_METRICS,
+} from '../metrics/names.ts';
 import { systemWallTime, type WallTime } from '../sim/clock.ts';
+import type { ConsumerCounts } from './consumer.ts';
+import type { EngineStats } from './engine-worker.ts';
+import type { FleetStats } from './fleet-worker.ts';
+import { DEAD_LETTER_CATEGORIES } from './messages.ts';
 
 const MINUTE_MS = 60_000;
 
@@ -300,6 +310,67 @@ class StartsSeries implements PerMinuteCell, Written {
     this.handle.set(this.labels, Math.max(started, this.busiestSinceRead) / this.limitPerMinute);
     this.busiestSinceRead = 0;
   }
+}
+
+/**
+ * A `phasebench engine`'s own metrics (SERVICE_METRICS) on `registry`, read from `stats` (the
+ * worker's) at each scrape. The runs it hosts are a LiveMetrics on the same registry.
+ */
+export function registerEngineMetrics(registry: Registry, stats: () => EngineStats): void {
+  registerConsumerMetrics(registry, () => stats().consumer);
+  gaugeOf(registry, SERVICE_METRICS.runsHosted, (gauge) => gauge.set(stats().hosting.length));
+  counterOf(registry, SERVICE_METRICS.runsEnded, (counter) => {
+    const { runsCompleted, runsHandedOver } = stats();
+    counter.inc({ outcome: 'completed' }, runsCompleted);
+    counter.inc({ outcome: 'handedOver' }, runsHandedOver);
+  });
+}
+
+/** A `phasebench fleet`'s own metrics (SERVICE_METRICS) on `registry`, read from `stats` at each scrape. */
+export function registerFleetMetrics(registry: Registry, stats: () => FleetStats): void {
+  registerConsumerMetrics(registry, () => stats().consumer);
+  counterOf(registry, SERVICE_METRICS.pushesReceived, (counter) => counter.inc(stats().pushesReceived));
+  counterOf(registry, SERVICE_METRICS.acknowledgementsSent, (counter) => counter.inc(stats().acksSent));
+  gaugeOf(registry, SERVICE_METRICS.acknowledgementsWaiting, (gauge) => gauge.set(stats().waiting));
+}
+
+function registerConsumerMetrics(registry: Registry, counts: () => ConsumerCounts): void {
+  counterOf(registry, SERVICE_METRICS.messagesHandled, (counter) => counter.inc(counts().handled));
+  counterOf(registry, SERVICE_METRICS.handlerRetries, (counter) => counter.inc(counts().retried));
+  counterOf(registry, SERVICE_METRICS.deadLetters, (counter) => {
+    const { deadLettered } = counts();
+    // Every category from the start (at 0), so rates have a baseline.
+    for (const category of DEAD_LETTER_CATEGORIES) counter.inc({ category }, deadLettered[category]);
+  });
+}
+
+/**
+ * A counter whose values are a worker's running totals: `read` sets them, from 0, before each
+ * read of the registry. The totals only grow, so what a scrape sees only grows.
+ */
+function counterOf(registry: Registry, metric: MetricDefinition, read: (counter: Counter) => void): void {
+  new Counter({
+    name: metric.name,
+    help: metric.help,
+    labelNames: metric.labels,
+    registers: [registry],
+    collect() {
+      this.reset();
+      read(this);
+    },
+  });
+}
+
+function gaugeOf(registry: Registry, metric: MetricDefinition, read: (gauge: Gauge) => void): void {
+  new Gauge({
+    name: metric.name,
+    help: metric.help,
+    labelNames: metric.labels,
+    registers: [registry],
+    collect() {
+      read(this);
+    },
+  });
 }
 
 /** What `/healthz` reports: `ok` decides 200 or 503; anything else is shown as it is. */

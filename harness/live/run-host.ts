@@ -70,6 +70,12 @@ export interface HostRunOptions {
   epochMs?: () => number;
   /** Called once the log has been read: how many of the run's events were already there. */
   onHosting?: (recoveredEvents: number) => void;
+  /**
+   * Called with the run's events that are in the log, in sequence order: those a takeover found
+   * there, as they are decided again, then each batch once appended (e.g. for live /metrics).
+   * Must not throw: a throw ends hosting.
+   */
+  onLogged?: (events: readonly StoredEvent[]) => void;
 }
 
 export interface HostedRun {
@@ -168,6 +174,7 @@ export async function hostRun(options: HostRunOptions): Promise<HostedRun> {
     guarded(async (batch) => {
       await log.append(batch);
       stats.appendedEvents += batch.length;
+      options.onLogged?.(batch);
     }),
     { maxItems: batchSize },
   );
@@ -209,6 +216,7 @@ export async function hostRun(options: HostRunOptions): Promise<HostedRun> {
         outbox.delete(stored.data.push);
       }
       if (stored.seq >= recovered) facts.add(stored);
+      else options.onLogged?.([stored]);
     }
   };
 

@@ -185,9 +185,14 @@ Members of the 'phasebench-engine' group share the commands topic's partitions; 
 domain: its Policy Services and throttles) lives on the worker that owns its partition. When a
 worker dies, another takes its runs over from the event log after --session-timeout.
 
+/metrics: process metrics, the engine's own (hosted runs, runs ended, messages handled, dead
+letters) and the families of each run it hosts, as 'phasebench live --metrics-port' has them.
+/healthz: 200 while it consumes, 503 once it has failed or is stopping.
+
 Examples:
   $ phasebench engine --metrics-port 9464
-  $ phasebench engine --metrics-port 9474 --brokers 127.0.0.1:19092   # a second worker`,
+  $ phasebench engine --metrics-port 9474 --brokers 127.0.0.1:19092   # a second worker
+  $ PHASEBENCH_METRICS_HOST=0.0.0.0 phasebench engine                  # in a container`,
   );
 }
 
@@ -198,7 +203,12 @@ export function fleetCommand(): Command {
     `
 Members of the 'phasebench-fleet' group share the pushes topic's partitions.
 
+/metrics: process metrics and the fleet's own (pushes received, acknowledgements sent and
+waiting, messages handled, dead letters). /healthz: 200 while it consumes, 503 once it has failed
+or is stopping.
+
 Examples:
-  $ phasebench fleet --metrics-port 9465`,
+  $ phasebench fleet --metrics-port 9465
+  $ PHASEBENCH_METRICS_HOST=0.0.0.0 phasebench fleet                   # in a container`,
   );
 }

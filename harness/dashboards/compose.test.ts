@@ -19,6 +19,7 @@ interface ComposeService {
   command?: string[];
   volumes?: Array<string | { type: string; source?: string }>;
   ports?: Array<string | number>;
+  environment?: Record<string, string | number | boolean | null> | string[];
   profiles?: string[];
   env_file?: string | string[];
 }
@@ -51,6 +52,16 @@ function composeValidator() {
   ajv.addFormat('expose', /^\d+(-\d+)?(\/(tcp|udp|sctp))?$/);
   ajv.addFormat('subnet_ip_address', /^[0-9a-fA-F.:]+\/\d{1,3}$/);
   return ajv.compile(schema);
+}
+
+/** A service's environment as name -> value, from either of Compose's forms. */
+function environment(service: ComposeService): Record<string, string> {
+  const env = service.environment ?? {};
+  if (Array.isArray(env))
+    return Object.fromEntries(
+      env.map((entry) => [entry.split('=')[0]!, entry.slice(entry.indexOf('=') + 1)]),
+    );
+  return Object.fromEntries(Object.entries(env).map(([k, v]) => [k, v === null ? '' : String(v)]));
 }
 
 function dropDraft4Ids(node: unknown): void {
@@ -115,6 +126,43 @@ describe('docker-compose.yml', () => {
     const scraped = [...scrape.matchAll(/names: \[(\w+)\]|targets: \['(\w+):/g)].map((m) => m[1] ?? m[2]!);
     expect(scraped).toEqual(['engine', 'fleet', 'driver', 'admin', 'localhost']);
     for (const name of scraped.filter((n) => n !== 'localhost')) expect(services).toHaveProperty(name);
+  });
+
+  it("has every service Prometheus scrapes listen where Prometheus reaches it: every interface, its job's port", () => {
+    const config = parse(readFileSync(join(REPO_ROOT, 'deploy/prometheus/prometheus.yml'), 'utf8')) as {
+      scrape_configs: Array<{
+        job_name: string;
+        dns_sd_configs?: Array<{ names: string[]; port: number }>;
+        static_configs?: Array<{ targets: string[] }>;
+      }>;
+    };
+    const targets = config.scrape_configs.flatMap((job) => [
+      ...(job.dns_sd_configs ?? []).flatMap((sd) => sd.names.map((name) => ({ name, port: sd.port }))),
+      ...(job.static_configs ?? []).flatMap((sc) =>
+        sc.targets.map((target) => {
+          const [name, port] = target.split(':');
+          return { name: name!, port: Number(port) };
+        }),
+      ),
+    ]);
+    const live = ['engine', 'fleet', 'driver'];
+    for (const name of live) expect(targets.map((t) => t.name)).toContain(name);
+    for (const { name, port } of targets) {
+      if (name === 'localhost') continue;
+      const service = compose.services[name]!;
+      if (live.includes(name)) {
+        // phasebench live, engine and fleet take --metrics-host / --metrics-port from these.
+        const env = environment(service);
+        expect(env.PHASEBENCH_METRICS_HOST, name).toBe('0.0.0.0');
+        expect(env.PHASEBENCH_METRICS_PORT, name).toBe(String(port));
+      } else {
+        // phasebench serve serves /metrics next to its routes.
+        const command = service.command ?? [];
+        expect(command[0], name).toBe('serve');
+        expect(command[command.indexOf('--host') + 1], name).toBe('0.0.0.0');
+        expect(command[command.indexOf('--port') + 1], name).toBe(String(port));
+      }
+    }
   });
 
   it('gives Prometheus configs that the real promtool check config accepts', () => {

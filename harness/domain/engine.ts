@@ -17,7 +17,15 @@
  */
 import type { Plan, Scenario } from '../scenario/schema.ts';
 import { sample } from './distributions.ts';
-import type { DomainEvent, EventData, EventType, PushKind, QueuedPush, StrandedReason } from './events.ts';
+import {
+  type DomainEvent,
+  type EventData,
+  type EventType,
+  PUSH_KINDS,
+  type PushKind,
+  type QueuedPush,
+  type StrandedReason,
+} from './events.ts';
 import {
   type Device,
   deviceIndexOf,
@@ -106,23 +114,86 @@ type PushStatus =
   | typeof ACKNOWLEDGED
   | typeof EXPIRED;
 
-class PushState {
-  status: PushStatus = QUEUED;
-  firstDispatchAt = NONE;
-  attempts = 0;
+/**
+ * Pushes by push number, one typed array per field: a burst queues a push per device, and as
+ * objects they outlived the young generation and were copied into old space by every scavenge.
+ */
+class PushTable {
+  count = 0;
+  job: Int32Array;
+  device: Int32Array;
+  /** Position of the push's kind in PUSH_KINDS. */
+  kind: Uint8Array;
+  bytes: Float64Array;
+  queuedAt: Float64Array;
+  status: Uint8Array;
+  firstDispatchAt: Float64Array;
+  attempts: Int32Array;
   /** Left the Policy Service's hands (acknowledged, parked or expired) at least once. */
-  released = false;
+  released: Uint8Array;
   /** The device's next push, in the order they were queued; -1 for its last. */
-  nextOfDevice = -1;
+  nextOfDevice: Int32Array;
 
-  constructor(
-    readonly id: number,
-    readonly job: number,
-    readonly device: number,
-    readonly kind: PushKind,
-    readonly bytes: number,
-    readonly queuedAt: number,
-  ) {}
+  constructor(capacity: number) {
+    this.job = new Int32Array(capacity);
+    this.device = new Int32Array(capacity);
+    this.kind = new Uint8Array(capacity);
+    this.bytes = new Float64Array(capacity);
+    this.queuedAt = new Float64Array(capacity);
+    this.status = new Uint8Array(capacity);
+    this.firstDispatchAt = new Float64Array(capacity);
+    this.attempts = new Int32Array(capacity);
+    this.released = new Uint8Array(capacity);
+    this.nextOfDevice = new Int32Array(capacity);
+  }
+
+  /** The push's kind, as its events name it. */
+  kindOf(push: number): PushKind {
+    return PUSH_KINDS[this.kind[push]!]!;
+  }
+
+  add(push: number, job: number, device: number, kind: PushKind, bytes: number, queuedAt: number): void {
+    if (push >= this.job.length) this.grow(Math.max(push + 1, this.job.length * 2));
+    this.job[push] = job;
+    this.device[push] = device;
+    this.kind[push] = kindIndex(kind);
+    this.bytes[push] = bytes;
+    this.queuedAt[push] = queuedAt;
+    this.status[push] = QUEUED;
+    this.firstDispatchAt[push] = NONE;
+    this.attempts[push] = 0;
+    this.released[push] = 0;
+    this.nextOfDevice[push] = -1;
+    if (push >= this.count) this.count = push + 1;
+  }
+
+  private grow(capacity: number): void {
+    this.job = grown(this.job, new Int32Array(capacity));
+    this.device = grown(this.device, new Int32Array(capacity));
+    this.kind = grown(this.kind, new Uint8Array(capacity));
+    this.bytes = grown(this.bytes, new Float64Array(capacity));
+    this.queuedAt = grown(this.queuedAt, new Float64Array(capacity));
+    this.status = grown(this.status, new Uint8Array(capacity));
+    this.firstDispatchAt = grown(this.firstDispatchAt, new Float64Array(capacity));
+    this.attempts = grown(this.attempts, new Int32Array(capacity));
+    this.released = grown(this.released, new Uint8Array(capacity));
+    this.nextOfDevice = grown(this.nextOfDevice, new Int32Array(capacity));
+  }
+}
+
+function kindIndex(kind: PushKind): number {
+  switch (kind) {
+    case 'itPolicy':
+      return 0;
+    case 'serviceBooks':
+      return 1;
+    case 'dataSync':
+      return 2;
+    case 'pinKey':
+      return 3;
+    case 'activation':
+      return 4;
+  }
 }
 
 /**
@@ -292,8 +363,7 @@ export interface EngineState {
   userMoveFailed: Uint8Array;
   devices: DeviceTable;
   jobs: JobTable;
-  /** Pushes by push number. */
-  pushes: PushState[];
+  pushes: PushTable;
   /** Pushes not yet in a terminal state (acknowledged or expired). */
   pendingPushes: number;
   domainWindow: SlidingWindow | null;
@@ -339,7 +409,8 @@ export function initialState(scenario: Scenario, planName: string, fleet: Fleet)
     devices: new DeviceTable(fleet.devices),
     // Most plans queue about one job per user.
     jobs: new JobTable(Math.max(16, users)),
-    pushes: [],
+    // Most plans queue one to three pushes per user.
+    pushes: new PushTable(Math.max(16, users)),
     pendingPushes: 0,
     domainWindow:
       throttle.jobsPerMinuteDomain === null ? null : new SlidingWindow(throttle.jobsPerMinuteDomain),
@@ -451,20 +522,21 @@ export function evolve(state: EngineState, e: DomainEvent): EngineState {
       const device = userIndexOf(e.data.user);
       const queued = e.data.pushes;
       const job = e.data.job;
-      const firstPush = queued.length > 0 ? queued[0]!.push : state.pushes.length;
+      const pushes = state.pushes;
+      const firstPush = queued.length > 0 ? queued[0]!.push : pushes.count;
       const instance = state.instanceIndex.get(e.data.instance)!;
       state.jobs.add(job, instance, device, firstPush, queued.length, e.at, e.data.bypassThrottle);
       const devices = state.devices;
       for (let i = 0; i < queued.length; i++) {
         const p = queued[i]!;
-        if (p.push !== firstPush + i) throw new Error(`job ${job}: its pushes are not numbered in sequence`);
-        const replaced = state.pushes[p.push];
-        if (replaced === undefined || isTerminal(replaced.status)) state.pendingPushes++;
-        state.pushes[p.push] = new PushState(p.push, job, device, p.kind, p.bytes, e.at);
+        const push = p.push;
+        if (push !== firstPush + i) throw new Error(`job ${job}: its pushes are not numbered in sequence`);
+        if (push >= pushes.count || isTerminal(pushes.status[push] as PushStatus)) state.pendingPushes++;
+        pushes.add(push, job, device, p.kind, p.bytes, e.at);
         const last = devices.lastPush[device]!;
-        if (last === -1) devices.firstPush[device] = p.push;
-        else state.pushes[last]!.nextOfDevice = p.push;
-        devices.lastPush[device] = p.push;
+        if (last === -1) devices.firstPush[device] = push;
+        else pushes.nextOfDevice[last] = push;
+        devices.lastPush[device] = push;
       }
       devices.open[device]! += queued.length;
       if (e.data.cause === 'itPolicy') joinPhase(state, device, e.at);
@@ -478,22 +550,26 @@ export function evolve(state: EngineState, e: DomainEvent): EngineState {
       break;
     }
     case 'PushDelivered': {
-      const push = state.pushes[e.data.push]!;
-      if (push.status === HELD_AT_RELAY) state.devices.relayHeld[push.device]!--;
-      push.status = DELIVERED;
+      const pushes = state.pushes;
+      const push = e.data.push;
+      if (pushes.status[push] === HELD_AT_RELAY) state.devices.relayHeld[pushes.device[push]!]!--;
+      pushes.status[push] = DELIVERED;
       break;
     }
     case 'PushAcknowledged': {
-      const push = state.pushes[e.data.push]!;
+      const pushes = state.pushes;
+      const push = e.data.push;
+      const device = pushes.device[push]!;
+      const status = pushes.status[push] as PushStatus;
       const devices = state.devices;
-      if (push.status === AWAITING_CRADLE) devices.awaitingCradle[push.device]!--;
-      if (!isTerminal(push.status)) state.pendingPushes--;
-      push.status = ACKNOWLEDGED;
-      devices.open[push.device]!--;
+      if (status === AWAITING_CRADLE) devices.awaitingCradle[device]!--;
+      if (!isTerminal(status)) state.pendingPushes--;
+      pushes.status[push] = ACKNOWLEDGED;
+      devices.open[device]!--;
       release(state, push);
       if (state.acks) {
         state.acks.at.push(e.at);
-        state.acks.latencyMs.push(e.at - push.queuedAt);
+        state.acks.latencyMs.push(e.at - pushes.queuedAt[push]!);
       }
       break;
     }
@@ -509,12 +585,12 @@ export function evolve(state: EngineState, e: DomainEvent): EngineState {
         state.domainWindow?.record(e.at);
         compactQueue(service);
       }
+      const pushes = state.pushes;
       const end = jobs.firstPush[job]! + jobs.pushCount[job]!;
       for (let p = jobs.firstPush[job]!; p < end; p++) {
-        const push = state.pushes[p]!;
-        push.status = PROCESSING;
-        push.firstDispatchAt = e.at;
-        push.attempts = 1;
+        pushes.status[p] = PROCESSING;
+        pushes.firstDispatchAt[p] = e.at;
+        pushes.attempts[p] = 1;
       }
       break;
     }
@@ -629,41 +705,49 @@ export function evolve(state: EngineState, e: DomainEvent): EngineState {
       instanceNamed(state, e.data.instance).service.deferredSlots++;
       break;
     case 'PushHeldAtRelay': {
-      const push = state.pushes[e.data.push]!;
-      push.status = HELD_AT_RELAY;
-      state.devices.relayHeld[push.device]!++;
+      const pushes = state.pushes;
+      const push = e.data.push;
+      pushes.status[push] = HELD_AT_RELAY;
+      state.devices.relayHeld[pushes.device[push]!]!++;
       release(state, push);
       break;
     }
     case 'PushRetryScheduled': {
-      const push = state.pushes[e.data.push]!;
-      if (push.status === HELD_AT_RELAY) state.devices.relayHeld[push.device]!--;
-      push.status = AWAITING_RETRY;
+      const pushes = state.pushes;
+      const push = e.data.push;
+      if (pushes.status[push] === HELD_AT_RELAY) state.devices.relayHeld[pushes.device[push]!]!--;
+      pushes.status[push] = AWAITING_RETRY;
       release(state, push);
       break;
     }
     case 'PushResent': {
-      const push = state.pushes[e.data.push]!;
-      push.status = PROCESSING;
-      push.attempts = e.data.attempt;
+      const pushes = state.pushes;
+      const push = e.data.push;
+      pushes.status[push] = PROCESSING;
+      pushes.attempts[push] = e.data.attempt;
       break;
     }
     case 'PushAwaitingCradle': {
-      const push = state.pushes[e.data.push]!;
-      push.status = AWAITING_CRADLE;
-      state.devices.cradleAt[push.device] = e.data.cradleAt;
-      state.devices.awaitingCradle[push.device]!++;
+      const pushes = state.pushes;
+      const push = e.data.push;
+      const device = pushes.device[push]!;
+      pushes.status[push] = AWAITING_CRADLE;
+      state.devices.cradleAt[device] = e.data.cradleAt;
+      state.devices.awaitingCradle[device]!++;
       release(state, push);
       break;
     }
     case 'PushExpired': {
-      const push = state.pushes[e.data.push]!;
+      const pushes = state.pushes;
+      const push = e.data.push;
+      const device = pushes.device[push]!;
+      const status = pushes.status[push] as PushStatus;
       const devices = state.devices;
-      if (push.status === HELD_AT_RELAY) devices.relayHeld[push.device]!--;
-      if (!isTerminal(push.status)) state.pendingPushes--;
-      push.status = EXPIRED;
-      devices.open[push.device]!--;
-      devices.expired[push.device]!++;
+      if (status === HELD_AT_RELAY) devices.relayHeld[device]!--;
+      if (!isTerminal(status)) state.pendingPushes--;
+      pushes.status[push] = EXPIRED;
+      devices.open[device]!--;
+      devices.expired[device]!++;
       release(state, push);
       break;
     }
@@ -735,10 +819,11 @@ function settle(state: EngineState, device: number, converged: boolean): void {
   }
 }
 
-function release(state: EngineState, push: PushState): void {
-  if (push.released) return;
-  push.released = true;
-  state.jobs.open[push.job]!--;
+function release(state: EngineState, push: number): void {
+  const pushes = state.pushes;
+  if (pushes.released[push]) return;
+  pushes.released[push] = 1;
+  state.jobs.open[pushes.job[push]!]!--;
 }
 
 function compactQueue(service: PolicyServiceState): void {
@@ -1185,24 +1270,26 @@ const handlers: Handlers = {
 
   ReachRelay(d, c) {
     const { state, scenario } = d;
-    const push = state.pushes[c.push]!;
-    if (push.status !== PROCESSING) return;
+    const push = c.push;
+    const pushes = state.pushes;
+    if (pushes.status[push] !== PROCESSING) return;
     const devices = state.devices;
-    const device = push.device;
+    const device = pushes.device[push]!;
     const fleetDevice = state.fleet.devices[device]!;
     const pin = fleetDevice.pin;
     if (
       devices.cutOff[device] ||
       (state.disabledSrp.size > 0 &&
-        state.disabledSrp.has(state.instances[state.jobs.instance[push.job]!]!.srpId))
+        state.disabledSrp.has(state.instances[state.jobs.instance[pushes.job[push]!]!]!.srpId))
     ) {
       retryOrExpire(d, push, 'deviceCutOff');
       return;
     }
-    if (needsCradle(fleetDevice.softwareVersion, push.kind)) {
+    const kind = pushes.kindOf(push);
+    if (needsCradle(fleetDevice.softwareVersion, kind)) {
       const first = devices.cradleAt[device] === NONE;
       const cradleAt = first ? Math.ceil(d.at + fleetDevice.recradleDelayMs) : devices.cradleAt[device]!;
-      d.emit('PushAwaitingCradle', pin, { push: push.id, device: pin, kind: push.kind, cradleAt });
+      d.emit('PushAwaitingCradle', pin, { push, device: pin, kind, cradleAt });
       if (first) d.schedule(cradleAt, { type: 'Cradle', device });
       afterRelease(d, push);
       return;
@@ -1220,52 +1307,60 @@ const handlers: Handlers = {
     const back = coverage.nextOnlineAt(d.at);
     const deliverAt = back - d.at <= relay.maxHold ? back : null;
     d.emit('PushHeldAtRelay', pin, {
-      push: push.id,
+      push,
       device: pin,
       heldItems: devices.relayHeld[device]! + 1,
       deliverAt,
     });
-    if (deliverAt === null) d.schedule(d.at + relay.maxHold, { type: 'RelayDrop', push: push.id });
-    else d.schedule(deliverAt, { type: 'RelayDeliver', push: push.id });
+    if (deliverAt === null) d.schedule(d.at + relay.maxHold, { type: 'RelayDrop', push });
+    else d.schedule(deliverAt, { type: 'RelayDeliver', push });
     afterRelease(d, push);
   },
 
   RelayDeliver(d, c) {
-    const push = d.state.pushes[c.push]!;
-    if (push.status !== HELD_AT_RELAY) return;
-    if (d.state.devices.coverageAnnouncedAt[push.device] !== d.at) {
-      const pin = pinOf(push.device);
+    const push = c.push;
+    const pushes = d.state.pushes;
+    if (pushes.status[push] !== HELD_AT_RELAY) return;
+    const device = pushes.device[push]!;
+    if (d.state.devices.coverageAnnouncedAt[device] !== d.at) {
+      const pin = pinOf(device);
       d.emit('DeviceCoverageChanged', pin, { device: pin, online: true });
     }
     deliver(d, push);
   },
 
   RelayDrop(d, c) {
-    const push = d.state.pushes[c.push]!;
-    if (push.status === HELD_AT_RELAY) retryOrExpire(d, push, 'relayExpired');
+    if (d.state.pushes.status[c.push] === HELD_AT_RELAY) retryOrExpire(d, c.push, 'relayExpired');
   },
 
   Acknowledge(d, c) {
-    const push = d.state.pushes[c.push]!;
-    if (push.status !== DELIVERED) return;
+    const push = c.push;
+    if (d.state.pushes.status[push] !== DELIVERED) return;
     acknowledge(d, push, 'wireless');
     afterRelease(d, push);
   },
 
   Resend(d, c) {
     const { state, scenario } = d;
-    const push = state.pushes[c.push]!;
-    if (push.status !== AWAITING_RETRY) return;
-    const pin = pinOf(push.device);
-    if (d.at >= push.firstDispatchAt + scenario.engine.pushExpiry) {
-      d.emit('PushExpired', pin, { push: push.id, device: pin, kind: push.kind, queuedAt: push.queuedAt });
-      settleDevice(d, push.device);
+    const push = c.push;
+    const pushes = state.pushes;
+    if (pushes.status[push] !== AWAITING_RETRY) return;
+    const device = pushes.device[push]!;
+    const pin = pinOf(device);
+    if (d.at >= pushes.firstDispatchAt[push]! + scenario.engine.pushExpiry) {
+      d.emit('PushExpired', pin, {
+        push,
+        device: pin,
+        kind: pushes.kindOf(push),
+        queuedAt: pushes.queuedAt[push]!,
+      });
+      settleDevice(d, device);
       return;
     }
-    d.emit('PushResent', pin, { push: push.id, device: pin, attempt: push.attempts + 1 });
-    d.schedule(d.at + sample(scenario.engine.serverProcessing, d.deviceRng(push.device)), {
+    d.emit('PushResent', pin, { push, device: pin, attempt: pushes.attempts[push]! + 1 });
+    d.schedule(d.at + sample(scenario.engine.serverProcessing, d.deviceRng(device)), {
       type: 'ReachRelay',
-      push: push.id,
+      push,
     });
   },
 
@@ -1273,10 +1368,10 @@ const handlers: Handlers = {
     const { state } = d;
     const device = c.device;
     const pin = pinOf(device);
+    const pushes = state.pushes;
     d.emit('DeviceCradled', pin, { device: pin, user: userIdOf(device) });
-    for (let p = state.devices.firstPush[device]!; p !== -1; p = state.pushes[p]!.nextOfDevice) {
-      const push = state.pushes[p]!;
-      if (push.status === AWAITING_CRADLE) acknowledge(d, push, 'cradle');
+    for (let p = state.devices.firstPush[device]!; p !== -1; p = pushes.nextOfDevice[p]!) {
+      if (pushes.status[p] === AWAITING_CRADLE) acknowledge(d, p, 'cradle');
     }
     settleDevice(d, device);
   },
@@ -1460,7 +1555,7 @@ function queueJob(
   const { state, scenario } = d;
   const rng = d.deviceRng(user);
   const job = state.jobs.count;
-  let pushId = state.pushes.length;
+  let pushId = state.pushes.count;
   const pushes: QueuedPush[] = kinds.map((kind) => ({
     push: pushId++,
     kind,
@@ -1508,64 +1603,76 @@ export function transferMs(bytes: number, bandwidthKbps: number, rttMs: number):
   return packets * rttMs + (bytes * 8) / bandwidthKbps;
 }
 
-function deliver(d: Decider, push: PushState): void {
-  const device = d.state.fleet.devices[push.device]!;
+function deliver(d: Decider, push: number): void {
+  const pushes = d.state.pushes;
+  const device = d.state.fleet.devices[pushes.device[push]!]!;
   const pin = device.pin;
   // The acknowledgement travels back over the same link: half a round trip.
   const ackAt = Math.ceil(
-    d.at + transferMs(push.bytes, device.bandwidthKbps, device.rttMs) + device.rttMs / 2,
+    d.at + transferMs(pushes.bytes[push]!, device.bandwidthKbps, device.rttMs) + device.rttMs / 2,
   );
-  d.emit('PushDelivered', pin, { push: push.id, device: pin, ackAt });
-  d.schedule(ackAt, { type: 'Acknowledge', push: push.id });
+  d.emit('PushDelivered', pin, { push, device: pin, ackAt });
+  d.schedule(ackAt, { type: 'Acknowledge', push });
 }
 
-function acknowledge(d: Decider, push: PushState, via: 'wireless' | 'cradle'): void {
+function acknowledge(d: Decider, push: number, via: 'wireless' | 'cradle'): void {
   const { state } = d;
-  const pin = pinOf(push.device);
+  const pushes = state.pushes;
+  const device = pushes.device[push]!;
+  const pin = pinOf(device);
+  const kind = pushes.kindOf(push);
   d.emit('PushAcknowledged', pin, {
-    push: push.id,
+    push,
     device: pin,
-    kind: push.kind,
-    queuedAt: push.queuedAt,
+    kind,
+    queuedAt: pushes.queuedAt[push]!,
     via,
   });
-  if (push.kind === 'serviceBooks') {
+  if (kind === 'serviceBooks') {
     // New service books carry the instance's SRP id: from now on the device uses it.
-    const held = state.devices.srpIdHeld(push.device);
-    const srpId = state.instances[state.jobs.instance[push.job]!]!.srpId;
+    const held = state.devices.srpIdHeld(device);
+    const srpId = state.instances[state.jobs.instance[pushes.job[push]!]!]!.srpId;
     if (held !== srpId) d.emit('DeviceSrpChanged', pin, { device: pin, from: held, to: srpId });
   }
 }
 
-function retryOrExpire(d: Decider, push: PushState, reason: EventData['PushRetryScheduled']['reason']): void {
+function retryOrExpire(d: Decider, push: number, reason: EventData['PushRetryScheduled']['reason']): void {
   const { scenario } = d;
-  const pin = pinOf(push.device);
-  const expireAt = push.firstDispatchAt + scenario.engine.pushExpiry;
+  const pushes = d.state.pushes;
+  const device = pushes.device[push]!;
+  const pin = pinOf(device);
+  const expireAt = pushes.firstDispatchAt[push]! + scenario.engine.pushExpiry;
   if (d.at >= expireAt) {
     // The relay gave it back after the server had already given up on it: it expires now.
-    d.emit('PushExpired', pin, { push: push.id, device: pin, kind: push.kind, queuedAt: push.queuedAt });
+    d.emit('PushExpired', pin, {
+      push,
+      device: pin,
+      kind: pushes.kindOf(push),
+      queuedAt: pushes.queuedAt[push]!,
+    });
     afterRelease(d, push);
     return;
   }
   const retryAt = Math.min(d.at + scenario.engine.resendInterval, expireAt);
-  d.emit('PushRetryScheduled', pin, { push: push.id, device: pin, retryAt, reason });
-  d.schedule(retryAt, { type: 'Resend', push: push.id });
-  if (reason === 'deviceCutOff' && !d.state.devices.stranded[push.device]) {
-    d.emit('DeviceStranded', pin, { device: pin, user: userIdOf(push.device), reason: 'srpDisabled' });
+  d.emit('PushRetryScheduled', pin, { push, device: pin, retryAt, reason });
+  d.schedule(retryAt, { type: 'Resend', push });
+  if (reason === 'deviceCutOff' && !d.state.devices.stranded[device]) {
+    d.emit('DeviceStranded', pin, { device: pin, user: userIdOf(device), reason: 'srpDisabled' });
   }
   afterRelease(d, push);
 }
 
 /** After a push leaves the Policy Service's hands: complete its job, maybe settle its device. */
-function afterRelease(d: Decider, push: PushState): void {
+function afterRelease(d: Decider, push: number): void {
   const { state } = d;
   const jobs = state.jobs;
-  const job = push.job;
+  const pushes = state.pushes;
+  const job = pushes.job[push]!;
   if (jobs.open[job] === 0 && !jobs.completed[job]) {
     let parked = 0;
     const end = jobs.firstPush[job]! + jobs.pushCount[job]!;
     for (let p = jobs.firstPush[job]!; p < end; p++) {
-      const s = state.pushes[p]!.status;
+      const s = pushes.status[p];
       if (s === HELD_AT_RELAY || s === AWAITING_RETRY || s === AWAITING_CRADLE) parked++;
     }
     const instance = state.instances[jobs.instance[job]!]!;
@@ -1573,7 +1680,7 @@ function afterRelease(d: Decider, push: PushState): void {
     if (!jobs.bypass[job] && instance.service.deferredSlots > 0)
       d.schedule(d.at, { type: 'DispatchSlot', instance: instance.id, deferred: true });
   }
-  settleDevice(d, push.device);
+  settleDevice(d, pushes.device[push]!);
 }
 
 /** A device with nothing left in flight has converged (all acknowledged) or is stranded. */
@@ -1645,8 +1752,9 @@ function strandedReason(state: EngineState, device: number): StrandedReason {
   if (devices.cutOff[device]) return 'srpDisabled';
   if (devices.awaitingCradle[device]! > 0) return 'needsCradle';
   if (devices.relayHeld[device]! > 0) return 'outOfCoverage';
-  for (let p = devices.firstPush[device]!; p !== -1; p = state.pushes[p]!.nextOfDevice) {
-    if (state.pushes[p]!.status === AWAITING_RETRY) return 'outOfCoverage';
+  const pushes = state.pushes;
+  for (let p = devices.firstPush[device]!; p !== -1; p = pushes.nextOfDevice[p]!) {
+    if (pushes.status[p] === AWAITING_RETRY) return 'outOfCoverage';
   }
   return 'pendingAtHorizon';
 }

@@ -244,7 +244,7 @@ const coordinates = (topic: string, partition: number, offset: string): string =
   `${topic}/${partition}/${offset}`;
 
 describe('DeadLetteringConsumer', () => {
-  it('dead-letters 1,000 malformed messages with their reasons and coordinates, hands every valid one over once, and keeps running', async () => {
+  it('dead-letters 1,000 malformed messages with their reasons and coordinates, hands every valid one over (once unless the group rebalanced), and keeps running', async () => {
     const topics = await newTopics();
     const random = seeded(7);
     const roles = ['commands', 'deviceEvents'] as const;
@@ -296,29 +296,39 @@ describe('DeadLetteringConsumer', () => {
       },
     });
     try {
+      // Done when everything is committed (committing follows handling and dead-lettering).
       await vi.waitFor(
-        () => {
-          const counts = consumer.counts();
-          expect(counts.handled).toBe(300);
-          expect(Object.values(counts.deadLettered).reduce((a, b) => a + b, 0)).toBe(1_000);
+        async () => {
+          for (const role of roles) {
+            expect(await committedOffsets(consumer.groupId, topics[role].name)).toEqual(
+              await endOffsets(topics[role].name),
+            );
+          }
         },
-        { timeout: 45_000, interval: 50 },
+        { timeout: 45_000, interval: 100 },
       );
       const consumedMs = performance.now() - started;
+      // At-least-once: a rebalance hands over again what was handled but not yet committed. With
+      // no rebalance (one join), nothing may come twice.
+      const rejoined = consumer.counts().groupJoins > 1;
+      const atMost = rejoined ? 2 : 1;
 
-      // Every valid message reached the handler exactly once, as it was sent.
+      // Every valid message reached the handler, as it was sent; once unless the group rebalanced.
       const valid = [...expected].filter(([, message]) => message.category === 'valid');
       expect(handled.size).toBe(valid.length);
       for (const [at, message] of valid) {
-        expect(handled.get(at), at).toBe(1);
+        expect(handled.get(at), at).toBeGreaterThanOrEqual(1);
+        expect(handled.get(at), at).toBeLessThanOrEqual(atMost);
         expect(handledValues.get(at), at).toEqual(JSON.parse(message.value!.toString()));
       }
+      expect(consumer.counts().handled).toBe([...handled.values()].reduce((a, b) => a + b, 0));
 
-      // Every malformed message is in the DLQ exactly once, at its coordinates, with its bytes.
+      // Every malformed message is in the DLQ at its coordinates, with its bytes; once unless the
+      // group rebalanced.
       const letters = await readTopic(topics.dlq.name);
-      expect(letters).toHaveLength(1_000);
       const byCategory = new Map<DeadLetterCategory, number>();
-      const seen = new Set<string>();
+      const lettersByCategory = new Map<DeadLetterCategory, number>();
+      const seen = new Map<string, number>();
       for (const raw of letters) {
         const decoded = decodeMessage('dlq', raw.value);
         if (!decoded.ok) throw new Error(`a dead letter that is not one: ${decoded.reason}`);
@@ -326,8 +336,10 @@ describe('DeadLetteringConsumer', () => {
         const at = coordinates(letter.topic, letter.partition, letter.offset);
         const original = expected.get(at);
         expect(original, `${at} was produced`).toBeDefined();
-        expect(seen.has(at), `${at} dead-lettered once`).toBe(false);
-        seen.add(at);
+        lettersByCategory.set(letter.category, (lettersByCategory.get(letter.category) ?? 0) + 1);
+        seen.set(at, (seen.get(at) ?? 0) + 1);
+        expect(seen.get(at), `${at} dead-lettered at most ${atMost} time(s)`).toBeLessThanOrEqual(atMost);
+        if (seen.get(at)! > 1) continue;
         expect(letter.category, at).toBe(original!.category);
         expect(letter.reason.startsWith(REASON_PREFIXES[letter.category]), letter.reason).toBe(true);
         // The reason is the decoder's own verdict on the original bytes.
@@ -350,6 +362,7 @@ describe('DeadLetteringConsumer', () => {
         }
         byCategory.set(letter.category, (byCategory.get(letter.category) ?? 0) + 1);
       }
+      expect(seen.size).toBe(1_000);
       expect(Object.fromEntries(byCategory)).toEqual({
         empty: 150,
         oversized: 100,
@@ -357,14 +370,10 @@ describe('DeadLetteringConsumer', () => {
         unknownType: 200,
         schema: 300,
       });
-      expect(consumer.counts().deadLettered).toEqual({ ...Object.fromEntries(byCategory), handler: 0 });
-
-      // Everything is committed: a restarted member would start at the end.
-      for (const role of roles) {
-        expect(await committedOffsets(consumer.groupId, topics[role].name)).toEqual(
-          await endOffsets(topics[role].name),
-        );
-      }
+      expect(consumer.counts().deadLettered).toEqual({
+        ...Object.fromEntries(lettersByCategory),
+        handler: 0,
+      });
 
       // Still running: a valid and a malformed message sent now are dealt with too.
       expect(consumer.running).toBe(true);
@@ -376,7 +385,7 @@ describe('DeadLetteringConsumer', () => {
       await vi.waitFor(
         () => {
           expect(handled.get(coordinates(topics.commands.name, 0, lateOffset!))).toBe(1);
-          expect(consumer.counts().deadLettered.notJson).toBe(251);
+          expect(consumer.counts().deadLettered.notJson).toBe((lettersByCategory.get('notJson') ?? 0) + 1);
         },
         { timeout: 15_000, interval: 50 },
       );

@@ -117,6 +117,11 @@ export interface ConsumerCounts {
   retried: number;
   /** Dead letters stored, by category. */
   deadLettered: Record<DeadLetterCategory, number>;
+  /**
+   * Times this member joined its group. More than one means a rebalance, after which what was
+   * handled but not yet committed is handed over again (at-least-once).
+   */
+  groupJoins: number;
 }
 
 export type LiveConsumerErrorCode =
@@ -168,6 +173,7 @@ export class DeadLetteringConsumer<R extends ConsumedRole> {
   readonly #counts: ConsumerCounts = {
     handled: 0,
     retried: 0,
+    groupJoins: 0,
     deadLettered: Object.fromEntries(DEAD_LETTER_CATEGORIES.map((category) => [category, 0])) as Record<
       DeadLetterCategory,
       number
@@ -234,6 +240,9 @@ export class DeadLetteringConsumer<R extends ConsumedRole> {
         : { heartbeatInterval: options.heartbeatIntervalMs }),
     });
     const live = new DeadLetteringConsumer(options, roleOfTopic, consumer, writer);
+    consumer.on(consumer.events.GROUP_JOIN, () => {
+      live.#counts.groupJoins++;
+    });
     consumer.on(consumer.events.CRASH, ({ payload }) => {
       if (!payload.restart) {
         live.#fail(

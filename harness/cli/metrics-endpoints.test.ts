@@ -12,10 +12,10 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
-import type { Kafka } from 'kafkajs';
+import { Kafka, logLevel } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type KafkaBroker, startBroker, stopBroker } from '../live/broker.ts';
-import { createTopics, kafkaClient, liveTopics } from '../live/kafka-config.ts';
+import { createTopics, kafkaClient, type LiveTopics, liveTopics } from '../live/kafka-config.ts';
 import { DEAD_LETTER_CATEGORIES } from '../live/messages.ts';
 import { type LiveRun, liveRunId, runLive } from '../live/run-live.ts';
 import {
@@ -171,15 +171,55 @@ function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
+/** Topics of a test's own under a fresh prefix, created; so no test meets another's messages. */
+async function freshTopics(): Promise<{ prefix: string; topics: LiveTopics }> {
+  const prefix = `metrics-${randomUUID()}.`;
+  const topics = liveTopics({ prefix });
+  const admin = kafka.admin();
+  await admin.connect();
+  await createTopics(admin, Object.values(topics));
+  await admin.disconnect();
+  return { prefix, topics };
+}
+
+// First in this file: it needs a broker on which no consumer group has been joined yet.
+describe('the live driver on a fresh broker', () => {
+  it('follows the run though its first group join fails while the group coordinator is being set up', async () => {
+    // A fresh broker sets up its group coordinator (the offsets topic) on the first request for
+    // one and answers "not available" until it is up; kafkajs gives up after its retries, and
+    // `run` resolves with no group joined. Without retries the driver's first join fails for sure
+    // (the log says so), instead of only on a busy machine.
+    const crashes: string[] = [];
+    const impatient = new Kafka({
+      brokers: [broker!.bootstrap],
+      clientId: 'phasebench-impatient-driver',
+      retry: { retries: 0 },
+      logLevel: logLevel.ERROR,
+      logCreator:
+        () =>
+        ({ log }) => {
+          if (log.message.startsWith('Crash:')) crashes.push(log.message);
+        },
+    });
+    const { topics } = await freshTopics();
+    // No engine: the run stalls, which says the driver got as far as following it.
+    await expect(
+      runLive(scenario, 'phased', {
+        kafka: impatient,
+        topics,
+        timeScale: 300,
+        runSuffix: randomUUID(),
+        inProcess: false,
+        stallTimeoutMs: 1_000,
+      }),
+    ).rejects.toMatchObject({ code: 'LIVE_RUN_STALLED' });
+    expect(crashes.join('\n')).toMatch(/group coordinator/i);
+  }, 60_000);
+});
+
 describe('phasebench engine and fleet /metrics', () => {
   it('pass promtool with nothing to report; the engine shows the run it hosted, the fleet what it answered', async () => {
-    const prefix = `metrics-${randomUUID()}.`;
-    const topics = liveTopics({ prefix });
-    const admin = kafka.admin();
-    await admin.connect();
-    await createTopics(admin, Object.values(topics));
-    await admin.disconnect();
-
+    const { prefix, topics } = await freshTopics();
     const common = ['--brokers', broker!.bootstrap, '--topic-prefix', prefix, '--metrics-port', '0'];
     const metricsUrl = /metrics (http:\/\/\S+)\/metrics/;
     // The engine listens where it is told by default (loopback); the fleet where the environment

@@ -841,22 +841,72 @@ function isCollapse(plan: Plan): boolean {
 // ---------------------------------------------------------------------------------------------
 // decide
 
+/**
+ * Commands as numbers, for the run loop's heap: `argument * 16 + kind`. The commands every push
+ * and job sets in motion carry one small integer (a push, a user, a device, an instance's
+ * position and a flag), so the heap holds plain numbers instead of an object per scheduled
+ * command; the rest (a phase start, a minute's plan, a commanded move) are kept aside by the
+ * decider and their code names the slot they wait in.
+ */
+const CODE_KINDS = 16;
+const REACH_RELAY = 0;
+const ACKNOWLEDGE = 1;
+/** Argument: instance position * 2 + 1 when the slot was deferred. */
+const DISPATCH_SLOT = 2;
+const RELAY_DELIVER = 3;
+const RELAY_DROP = 4;
+const RESEND = 5;
+const DETECT_MOVE = 6;
+const CRADLE = 7;
+const FINISH_HANDSHAKE = 8;
+const REQUEST_ACTIVATION = 9;
+/** Argument: the slot of a command kept aside. */
+const KEPT = 15;
+/** Codes stay below 2^32, so `code >>> 4` recovers the argument. */
+const MAX_ARGUMENT = 2 ** 28 - 1;
+
+/**
+ * Where a bound decide sends scheduled commands as numbers, and each fact as it is emitted: the
+ * virtual-time run loop.
+ */
+export interface CodedDecisionSink {
+  /** The command with this code to run at `at` (whole milliseconds). */
+  scheduleCode(at: number, code: number): void;
+  /** Each fact as it is emitted, already applied to the state. */
+  store(event: DomainEvent): void;
+}
+
+/** A decide bound to one state whose commands travel as numbers (see createCodedDecide). */
+export interface CodedDecide {
+  /** Runs the command with this code at `at`: its facts go to the sink's store. */
+  run(code: number, at: number): void;
+  /** The code of a command from outside (the run's start, a commanded plan's moves, its end). */
+  encode(command: Command): number;
+  /** The command a code stands for, without using it up. */
+  decode(code: number): Command;
+}
+
 /** Emits facts (applying each with evolve) and schedules the commands they set in motion. */
-class Decider {
+class Decider implements CodedDecide {
   events: DomainEvent[] = [];
   scheduled: Scheduled[] = [];
   at = 0;
 
   /** Facts go to the sink's store as they are emitted; otherwise into `events`. */
   private readonly storesFacts: boolean;
+  /** Commands kept aside while their code waits in the heap; `free` lists reusable slots. */
+  private readonly kept: Array<Command | undefined> = [];
+  private readonly free: number[] = [];
 
   constructor(
     readonly state: EngineState,
     readonly ctx: DecideContext,
     /** Where scheduled commands (and facts) go straight away; otherwise `scheduled` (and `events`). */
     private readonly sink: DecisionSink | null = null,
+    /** Where scheduled commands go as codes; takes precedence over `sink`. */
+    private readonly codes: CodedDecisionSink | null = null,
   ) {
-    this.storesFacts = sink?.store !== undefined;
+    this.storesFacts = codes !== null || sink?.store !== undefined;
   }
 
   emit<T extends EventType>(type: T, key: string, data: EventData[T]): void {
@@ -874,18 +924,118 @@ class Decider {
       id: undefined,
     } as unknown as DomainEvent;
     evolve(this.state, e);
-    if (this.storesFacts) this.sink!.store!(e);
-    else this.events.push(e);
+    if (this.storesFacts) {
+      if (this.codes !== null) this.codes.store(e);
+      else this.sink!.store!(e);
+    } else {
+      this.events.push(e);
+    }
   }
 
   /** Virtual time is whole milliseconds: rounding up keeps causes before effects and 60 s windows exact. */
   schedule(at: number, command: Command): void {
-    if (at < this.at)
-      throw new Error(
-        `${command.type} scheduled at ${at}, before now (${this.at}): time would run backwards`,
-      );
-    if (this.sink) this.sink.schedule(Math.ceil(at), command);
-    else this.scheduled.push({ at: Math.ceil(at), command });
+    if (at < this.at) this.backwards(at, command.type);
+    if (this.codes !== null) this.codes.scheduleCode(Math.ceil(at), this.keep(command));
+    else this.scheduleCommand(Math.ceil(at), command);
+  }
+
+  /** Schedules a command of a kind with a numeric argument, as its code when the sink takes codes. */
+  schedulePacked(at: number, kind: number, argument: number): void {
+    if (at < this.at) this.backwards(at, this.decodePacked(kind, argument).type);
+    if (this.codes !== null) this.codes.scheduleCode(Math.ceil(at), pack(kind, argument));
+    else this.scheduleCommand(Math.ceil(at), this.decodePacked(kind, argument));
+  }
+
+  private scheduleCommand(at: number, command: Command): void {
+    if (this.sink) this.sink.schedule(at, command);
+    else this.scheduled.push({ at, command });
+  }
+
+  private backwards(at: number, type: Command['type']): never {
+    throw new Error(`${type} scheduled at ${at}, before now (${this.at}): time would run backwards`);
+  }
+
+  run(code: number, at: number): void {
+    this.at = at;
+    const kind = code & (CODE_KINDS - 1);
+    const argument = code >>> 4;
+    if (kind === KEPT) {
+      const command = this.kept[argument]!;
+      this.kept[argument] = undefined;
+      this.free.push(argument);
+      if (!this.state.finished) handle(this, command);
+    } else if (!this.state.finished) {
+      runPacked(this, kind, argument);
+    }
+  }
+
+  encode(command: Command): number {
+    switch (command.type) {
+      case 'ReachRelay':
+        return pack(REACH_RELAY, command.push);
+      case 'Acknowledge':
+        return pack(ACKNOWLEDGE, command.push);
+      case 'RelayDeliver':
+        return pack(RELAY_DELIVER, command.push);
+      case 'RelayDrop':
+        return pack(RELAY_DROP, command.push);
+      case 'Resend':
+        return pack(RESEND, command.push);
+      case 'DetectMove':
+        return pack(DETECT_MOVE, command.user);
+      case 'Cradle':
+        return pack(CRADLE, command.device);
+      case 'FinishHandshake':
+        return pack(FINISH_HANDSHAKE, command.user);
+      case 'RequestActivation':
+        return pack(REQUEST_ACTIVATION, command.user);
+      default:
+        // DispatchSlot too: its instance may not have gone live yet.
+        return this.keep(command);
+    }
+  }
+
+  decode(code: number): Command {
+    const kind = code & (CODE_KINDS - 1);
+    const argument = code >>> 4;
+    return kind === KEPT ? this.kept[argument]! : this.decodePacked(kind, argument);
+  }
+
+  private decodePacked(kind: number, argument: number): Command {
+    switch (kind) {
+      case REACH_RELAY:
+        return { type: 'ReachRelay', push: argument };
+      case ACKNOWLEDGE:
+        return { type: 'Acknowledge', push: argument };
+      case DISPATCH_SLOT:
+        return {
+          type: 'DispatchSlot',
+          instance: this.state.instances[argument >>> 1]!.id,
+          deferred: (argument & 1) === 1,
+        };
+      case RELAY_DELIVER:
+        return { type: 'RelayDeliver', push: argument };
+      case RELAY_DROP:
+        return { type: 'RelayDrop', push: argument };
+      case RESEND:
+        return { type: 'Resend', push: argument };
+      case DETECT_MOVE:
+        return { type: 'DetectMove', user: argument };
+      case CRADLE:
+        return { type: 'Cradle', device: argument };
+      case FINISH_HANDSHAKE:
+        return { type: 'FinishHandshake', user: argument };
+      case REQUEST_ACTIVATION:
+        return { type: 'RequestActivation', user: argument };
+      default:
+        throw new Error(`no command has code kind ${kind}`);
+    }
+  }
+
+  private keep(command: Command): number {
+    const slot = this.free.length > 0 ? this.free.pop()! : this.kept.length;
+    this.kept[slot] = command;
+    return pack(KEPT, slot);
   }
 
   get scenario(): Scenario {
@@ -900,14 +1050,20 @@ class Decider {
   }
 }
 
+function pack(kind: number, argument: number): number {
+  if (!(argument >= 0 && argument <= MAX_ARGUMENT))
+    throw new Error(`command argument ${argument} out of range 0..${MAX_ARGUMENT}`);
+  return argument * CODE_KINDS + kind;
+}
+
 export function decide(state: EngineState, command: Command, at: number, ctx: DecideContext): Decision {
   return createDecide(state, ctx)(command, at);
 }
 
 /**
- * A decide bound to one state, for the run loop: scheduled commands go straight to the sink
- * (the loop's heap) and the events array is reused, so a decision is valid only until the next
- * call (the loop consumes it at once). Saves allocations on the hottest path.
+ * A decide bound to one state, for live mode and tests: scheduled commands go straight to the
+ * sink (a heap) and the events array is reused, so a decision is valid only until the next call
+ * (the caller consumes it at once). Saves allocations on the hottest path.
  *
  * With a sink that stores, each fact goes to it the moment it is emitted (and applied) instead
  * of into the decision's `events`, which stays empty: a command that emits 100,000 facts then
@@ -933,50 +1089,121 @@ export function createDecide(
   };
 }
 
+/**
+ * A decide bound to one state for the virtual-time run loop: commands travel as numbers (see
+ * CODE_KINDS), so scheduling one allocates nothing, and every fact goes to the sink's store as
+ * it is emitted. The same decisions as createDecide's, command for command.
+ */
+export function createCodedDecide(
+  state: EngineState,
+  ctx: DecideContext,
+  sink: CodedDecisionSink,
+): CodedDecide {
+  return new Decider(state, ctx, null, sink);
+}
+
 // The push kinds each kind of job carries, shared rather than built per job.
 const MOVE_PUSHES: readonly PushKind[] = ['itPolicy', 'serviceBooks', 'dataSync'];
 const MOVE_PUSHES_BEFORE_4: readonly PushKind[] = ['itPolicy', 'serviceBooks'];
 const IT_POLICY_PUSHES: readonly PushKind[] = ['itPolicy'];
 const ACTIVATION_PUSHES: readonly PushKind[] = ['activation', 'itPolicy', 'serviceBooks', 'dataSync'];
 
-type Handlers = { [K in Command['type']]: (d: Decider, c: Extract<Command, { type: K }>) => void };
+/** A switch on small integers; each case has a known target the JIT can inline. */
+function runPacked(d: Decider, kind: number, argument: number): void {
+  switch (kind) {
+    // The hottest commands first.
+    case REACH_RELAY:
+      reachRelay(d, argument);
+      return;
+    case ACKNOWLEDGE:
+      acknowledgeWireless(d, argument);
+      return;
+    case DISPATCH_SLOT:
+      dispatchSlot(d, argument >>> 1, (argument & 1) === 1);
+      return;
+    case RELAY_DELIVER:
+      relayDeliver(d, argument);
+      return;
+    case RELAY_DROP:
+      relayDrop(d, argument);
+      return;
+    case RESEND:
+      resend(d, argument);
+      return;
+    case DETECT_MOVE:
+      detectMove(d, argument);
+      return;
+    case CRADLE:
+      cradle(d, argument);
+      return;
+    case FINISH_HANDSHAKE:
+      finishHandshake(d, argument);
+      return;
+    case REQUEST_ACTIVATION:
+      requestActivation(d, argument);
+      return;
+    default:
+      throw new Error(`no command has code kind ${kind}`);
+  }
+}
+
+/** Commands that travel as a number with one argument; the rest have handlers below. */
+type PackedCommand = Extract<
+  Command,
+  {
+    type:
+      | 'ReachRelay'
+      | 'Acknowledge'
+      | 'DispatchSlot'
+      | 'RelayDeliver'
+      | 'RelayDrop'
+      | 'Resend'
+      | 'DetectMove'
+      | 'Cradle'
+      | 'FinishHandshake'
+      | 'RequestActivation';
+  }
+>;
+type Handlers = {
+  [K in Exclude<Command, PackedCommand>['type']]: (d: Decider, c: Extract<Command, { type: K }>) => void;
+};
 
 /** A switch rather than handlers[c.type]: each call then has a known target the JIT can inline. */
 function handle(d: Decider, c: Command): void {
   switch (c.type) {
     // The hottest commands first.
     case 'ReachRelay':
-      handlers.ReachRelay(d, c);
+      reachRelay(d, c.push);
       return;
     case 'Acknowledge':
-      handlers.Acknowledge(d, c);
+      acknowledgeWireless(d, c.push);
       return;
     case 'DispatchSlot':
-      handlers.DispatchSlot(d, c);
+      dispatchSlot(d, d.state.instanceIndex.get(c.instance)!, c.deferred);
       return;
     case 'PlanMinute':
       handlers.PlanMinute(d, c);
       return;
     case 'DetectMove':
-      handlers.DetectMove(d, c);
+      detectMove(d, c.user);
       return;
     case 'RelayDeliver':
-      handlers.RelayDeliver(d, c);
+      relayDeliver(d, c.push);
       return;
     case 'RelayDrop':
-      handlers.RelayDrop(d, c);
+      relayDrop(d, c.push);
       return;
     case 'Resend':
-      handlers.Resend(d, c);
+      resend(d, c.push);
       return;
     case 'Cradle':
-      handlers.Cradle(d, c);
+      cradle(d, c.device);
       return;
     case 'RequestActivation':
-      handlers.RequestActivation(d, c);
+      requestActivation(d, c.user);
       return;
     case 'FinishHandshake':
-      handlers.FinishHandshake(d, c);
+      finishHandshake(d, c.user);
       return;
     case 'StartRun':
       handlers.StartRun(d, c);
@@ -1163,14 +1390,6 @@ const handlers: Handlers = {
     else d.schedule(d.at + plan.gateCheckEvery, { type: 'CheckGate', phase: c.phase });
   },
 
-  DetectMove(d, c) {
-    const user = c.user;
-    const software = d.state.fleet.devices[user]!.softwareVersion;
-    // D: a moved user gets new service books and IT policy; 4.0+ devices also a wireless data sync.
-    const kinds = software >= 4 ? MOVE_PUSHES : MOVE_PUSHES_BEFORE_4;
-    queueJob(d, user, d.state.userInstance[user]!, kinds, 'move', false);
-  },
-
   ChangeItPolicy(d) {
     const { state } = d;
     const users = state.moveOrder;
@@ -1184,35 +1403,6 @@ const handlers: Handlers = {
     for (const user of d.state.moveOrder)
       queueJob(d, user, d.state.userInstance[user]!, IT_POLICY_PUSHES, 'itPolicy', false);
     checkPhaseConverged(d, 1);
-  },
-
-  RequestActivation(d, c) {
-    const { state } = d;
-    const user = c.user;
-    if (state.phases.length === 0) d.emit('PhaseStarted', 'phase-1', { phase: 1, users: 0, into: [] });
-    const instance = state.userInstance[user]!;
-    const ids = { user: userIdOf(user), device: pinOf(user), instance };
-    d.emit('ActivationRequested', ids.user, ids);
-    if (state.fleet.devices[user]!.softwareVersion < 4) {
-      // D: wireless enterprise activation needs device software 4.0+.
-      d.emit('ActivationFailed', ids.user, { user: ids.user, device: ids.device, reason: 'softwareTooOld' });
-      d.emit('DeviceStranded', ids.device, {
-        device: ids.device,
-        user: ids.user,
-        reason: 'activationFailed',
-      });
-      checkPhaseConverged(d, 1);
-      return;
-    }
-    startWaitingActivations(d, instance);
-  },
-
-  FinishHandshake(d, c) {
-    const user = c.user;
-    const instance = d.state.userInstance[user]!;
-    const job = queueJob(d, user, instance, ACTIVATION_PUSHES, 'activation', true);
-    dispatchJob(d, job, false);
-    startWaitingActivations(d, instance);
   },
 
   PlanMinute(d, c) {
@@ -1238,142 +1428,9 @@ const handlers: Handlers = {
       queued,
       inProcess: service.inProcess,
     });
-    for (const offset of slotOffsets(jobs))
-      d.schedule(d.at + offset, { type: 'DispatchSlot', instance: c.instance, deferred: false });
+    for (const offset of slotOffsets(jobs)) d.schedulePacked(d.at + offset, DISPATCH_SLOT, index * 2);
     if (service.planTimer !== null)
       d.schedule(service.planTimer, { type: 'PlanMinute', instance: c.instance, due: service.planTimer });
-  },
-
-  DispatchSlot(d, c) {
-    const { state } = d;
-    const service = instanceNamed(state, c.instance).service;
-    if (service.queue.length === service.queueHead) return;
-    if (c.deferred && service.deferredSlots === 0) return; // the minute that owned it is over
-    const inProcessLimit = d.scenario.domain.throttle.inProcessJobs;
-    if (inProcessLimit !== null && service.inProcess >= inProcessLimit) {
-      if (!c.deferred)
-        d.emit('DispatchDeferred', c.instance, { instance: c.instance, reason: 'inProcess', retryAt: null });
-      return;
-    }
-    const earliest = Math.max(
-      service.window?.earliestStart(d.at) ?? d.at,
-      state.domainWindow?.earliestStart(d.at) ?? d.at,
-    );
-    if (earliest > d.at) {
-      if (!c.deferred)
-        d.emit('DispatchDeferred', c.instance, { instance: c.instance, reason: 'window', retryAt: earliest });
-      d.schedule(earliest, { type: 'DispatchSlot', instance: c.instance, deferred: true });
-      return;
-    }
-    dispatchJob(d, service.queue[service.queueHead]!, c.deferred);
-  },
-
-  ReachRelay(d, c) {
-    const { state, scenario } = d;
-    const push = c.push;
-    const pushes = state.pushes;
-    if (pushes.status[push] !== PROCESSING) return;
-    const devices = state.devices;
-    const device = pushes.device[push]!;
-    const fleetDevice = state.fleet.devices[device]!;
-    const pin = fleetDevice.pin;
-    if (
-      devices.cutOff[device] ||
-      (state.disabledSrp.size > 0 &&
-        state.disabledSrp.has(state.instances[state.jobs.instance[pushes.job[push]!]!]!.srpId))
-    ) {
-      retryOrExpire(d, push, 'deviceCutOff');
-      return;
-    }
-    const kind = pushes.kindOf(push);
-    if (needsCradle(fleetDevice.softwareVersion, kind)) {
-      const first = devices.cradleAt[device] === NONE;
-      const cradleAt = first ? Math.ceil(d.at + fleetDevice.recradleDelayMs) : devices.cradleAt[device]!;
-      d.emit('PushAwaitingCradle', pin, { push, device: pin, kind, cradleAt });
-      if (first) d.schedule(cradleAt, { type: 'Cradle', device });
-      afterRelease(d, push);
-      return;
-    }
-    const coverage = fleetDevice.coverage;
-    if (!coverage || coverage.isOnline(d.at)) {
-      deliver(d, push);
-      return;
-    }
-    const relay = scenario.engine.relay;
-    if (devices.relayHeld[device]! >= relay.maxItems) {
-      retryOrExpire(d, push, 'relayFull');
-      return;
-    }
-    const back = coverage.nextOnlineAt(d.at);
-    const deliverAt = back - d.at <= relay.maxHold ? back : null;
-    d.emit('PushHeldAtRelay', pin, {
-      push,
-      device: pin,
-      heldItems: devices.relayHeld[device]! + 1,
-      deliverAt,
-    });
-    if (deliverAt === null) d.schedule(d.at + relay.maxHold, { type: 'RelayDrop', push });
-    else d.schedule(deliverAt, { type: 'RelayDeliver', push });
-    afterRelease(d, push);
-  },
-
-  RelayDeliver(d, c) {
-    const push = c.push;
-    const pushes = d.state.pushes;
-    if (pushes.status[push] !== HELD_AT_RELAY) return;
-    const device = pushes.device[push]!;
-    if (d.state.devices.coverageAnnouncedAt[device] !== d.at) {
-      const pin = pinOf(device);
-      d.emit('DeviceCoverageChanged', pin, { device: pin, online: true });
-    }
-    deliver(d, push);
-  },
-
-  RelayDrop(d, c) {
-    if (d.state.pushes.status[c.push] === HELD_AT_RELAY) retryOrExpire(d, c.push, 'relayExpired');
-  },
-
-  Acknowledge(d, c) {
-    const push = c.push;
-    if (d.state.pushes.status[push] !== DELIVERED) return;
-    acknowledge(d, push, 'wireless');
-    afterRelease(d, push);
-  },
-
-  Resend(d, c) {
-    const { state, scenario } = d;
-    const push = c.push;
-    const pushes = state.pushes;
-    if (pushes.status[push] !== AWAITING_RETRY) return;
-    const device = pushes.device[push]!;
-    const pin = pinOf(device);
-    if (d.at >= pushes.firstDispatchAt[push]! + scenario.engine.pushExpiry) {
-      d.emit('PushExpired', pin, {
-        push,
-        device: pin,
-        kind: pushes.kindOf(push),
-        queuedAt: pushes.queuedAt[push]!,
-      });
-      settleDevice(d, device);
-      return;
-    }
-    d.emit('PushResent', pin, { push, device: pin, attempt: pushes.attempts[push]! + 1 });
-    d.schedule(d.at + sample(scenario.engine.serverProcessing, d.deviceRng(device)), {
-      type: 'ReachRelay',
-      push,
-    });
-  },
-
-  Cradle(d, c) {
-    const { state } = d;
-    const device = c.device;
-    const pin = pinOf(device);
-    const pushes = state.pushes;
-    d.emit('DeviceCradled', pin, { device: pin, user: userIdOf(device) });
-    for (let p = state.devices.firstPush[device]!; p !== -1; p = pushes.nextOfDevice[p]!) {
-      if (pushes.status[p] === AWAITING_CRADLE) acknowledge(d, p, 'cradle');
-    }
-    settleDevice(d, device);
   },
 
   MoveUser(d, c) {
@@ -1417,6 +1474,168 @@ const handlers: Handlers = {
 };
 
 // ---------------------------------------------------------------------------------------------
+// the commands that travel as numbers
+
+function detectMove(d: Decider, user: number): void {
+  const software = d.state.fleet.devices[user]!.softwareVersion;
+  // D: a moved user gets new service books and IT policy; 4.0+ devices also a wireless data sync.
+  const kinds = software >= 4 ? MOVE_PUSHES : MOVE_PUSHES_BEFORE_4;
+  queueJob(d, user, d.state.userInstance[user]!, kinds, 'move', false);
+}
+
+function requestActivation(d: Decider, user: number): void {
+  const { state } = d;
+  if (state.phases.length === 0) d.emit('PhaseStarted', 'phase-1', { phase: 1, users: 0, into: [] });
+  const instance = state.userInstance[user]!;
+  const ids = { user: userIdOf(user), device: pinOf(user), instance };
+  d.emit('ActivationRequested', ids.user, ids);
+  if (state.fleet.devices[user]!.softwareVersion < 4) {
+    // D: wireless enterprise activation needs device software 4.0+.
+    d.emit('ActivationFailed', ids.user, { user: ids.user, device: ids.device, reason: 'softwareTooOld' });
+    d.emit('DeviceStranded', ids.device, {
+      device: ids.device,
+      user: ids.user,
+      reason: 'activationFailed',
+    });
+    checkPhaseConverged(d, 1);
+    return;
+  }
+  startWaitingActivations(d, instance);
+}
+
+function finishHandshake(d: Decider, user: number): void {
+  const instance = d.state.userInstance[user]!;
+  const job = queueJob(d, user, instance, ACTIVATION_PUSHES, 'activation', true);
+  dispatchJob(d, job, false);
+  startWaitingActivations(d, instance);
+}
+
+function dispatchSlot(d: Decider, instanceIndex: number, deferred: boolean): void {
+  const { state } = d;
+  const instance = state.instances[instanceIndex]!;
+  const service = instance.service;
+  if (service.queue.length === service.queueHead) return;
+  if (deferred && service.deferredSlots === 0) return; // the minute that owned it is over
+  const inProcessLimit = d.scenario.domain.throttle.inProcessJobs;
+  if (inProcessLimit !== null && service.inProcess >= inProcessLimit) {
+    if (!deferred)
+      d.emit('DispatchDeferred', instance.id, { instance: instance.id, reason: 'inProcess', retryAt: null });
+    return;
+  }
+  const earliest = Math.max(
+    service.window?.earliestStart(d.at) ?? d.at,
+    state.domainWindow?.earliestStart(d.at) ?? d.at,
+  );
+  if (earliest > d.at) {
+    if (!deferred)
+      d.emit('DispatchDeferred', instance.id, { instance: instance.id, reason: 'window', retryAt: earliest });
+    d.schedulePacked(earliest, DISPATCH_SLOT, instanceIndex * 2 + 1);
+    return;
+  }
+  dispatchJob(d, service.queue[service.queueHead]!, deferred);
+}
+
+function reachRelay(d: Decider, push: number): void {
+  const { state, scenario } = d;
+  const pushes = state.pushes;
+  if (pushes.status[push] !== PROCESSING) return;
+  const devices = state.devices;
+  const device = pushes.device[push]!;
+  const fleetDevice = state.fleet.devices[device]!;
+  const pin = fleetDevice.pin;
+  if (
+    devices.cutOff[device] ||
+    (state.disabledSrp.size > 0 &&
+      state.disabledSrp.has(state.instances[state.jobs.instance[pushes.job[push]!]!]!.srpId))
+  ) {
+    retryOrExpire(d, push, 'deviceCutOff');
+    return;
+  }
+  const kind = pushes.kindOf(push);
+  if (needsCradle(fleetDevice.softwareVersion, kind)) {
+    const first = devices.cradleAt[device] === NONE;
+    const cradleAt = first ? Math.ceil(d.at + fleetDevice.recradleDelayMs) : devices.cradleAt[device]!;
+    d.emit('PushAwaitingCradle', pin, { push, device: pin, kind, cradleAt });
+    if (first) d.schedulePacked(cradleAt, CRADLE, device);
+    afterRelease(d, push);
+    return;
+  }
+  const coverage = fleetDevice.coverage;
+  if (!coverage || coverage.isOnline(d.at)) {
+    deliver(d, push);
+    return;
+  }
+  const relay = scenario.engine.relay;
+  if (devices.relayHeld[device]! >= relay.maxItems) {
+    retryOrExpire(d, push, 'relayFull');
+    return;
+  }
+  const back = coverage.nextOnlineAt(d.at);
+  const deliverAt = back - d.at <= relay.maxHold ? back : null;
+  d.emit('PushHeldAtRelay', pin, {
+    push,
+    device: pin,
+    heldItems: devices.relayHeld[device]! + 1,
+    deliverAt,
+  });
+  if (deliverAt === null) d.schedulePacked(d.at + relay.maxHold, RELAY_DROP, push);
+  else d.schedulePacked(deliverAt, RELAY_DELIVER, push);
+  afterRelease(d, push);
+}
+
+function relayDeliver(d: Decider, push: number): void {
+  const pushes = d.state.pushes;
+  if (pushes.status[push] !== HELD_AT_RELAY) return;
+  const device = pushes.device[push]!;
+  if (d.state.devices.coverageAnnouncedAt[device] !== d.at) {
+    const pin = pinOf(device);
+    d.emit('DeviceCoverageChanged', pin, { device: pin, online: true });
+  }
+  deliver(d, push);
+}
+
+function relayDrop(d: Decider, push: number): void {
+  if (d.state.pushes.status[push] === HELD_AT_RELAY) retryOrExpire(d, push, 'relayExpired');
+}
+
+function acknowledgeWireless(d: Decider, push: number): void {
+  if (d.state.pushes.status[push] !== DELIVERED) return;
+  acknowledge(d, push, 'wireless');
+  afterRelease(d, push);
+}
+
+function resend(d: Decider, push: number): void {
+  const { state, scenario } = d;
+  const pushes = state.pushes;
+  if (pushes.status[push] !== AWAITING_RETRY) return;
+  const device = pushes.device[push]!;
+  const pin = pinOf(device);
+  if (d.at >= pushes.firstDispatchAt[push]! + scenario.engine.pushExpiry) {
+    d.emit('PushExpired', pin, {
+      push,
+      device: pin,
+      kind: pushes.kindOf(push),
+      queuedAt: pushes.queuedAt[push]!,
+    });
+    settleDevice(d, device);
+    return;
+  }
+  d.emit('PushResent', pin, { push, device: pin, attempt: pushes.attempts[push]! + 1 });
+  d.schedulePacked(d.at + sample(scenario.engine.serverProcessing, d.deviceRng(device)), REACH_RELAY, push);
+}
+
+function cradle(d: Decider, device: number): void {
+  const { state } = d;
+  const pin = pinOf(device);
+  const pushes = state.pushes;
+  d.emit('DeviceCradled', pin, { device: pin, user: userIdOf(device) });
+  for (let p = state.devices.firstPush[device]!; p !== -1; p = pushes.nextOfDevice[p]!) {
+    if (pushes.status[p] === AWAITING_CRADLE) acknowledge(d, p, 'cradle');
+  }
+  settleDevice(d, device);
+}
+
+// ---------------------------------------------------------------------------------------------
 // shared steps
 
 function scheduleActivations(d: Decider, plan: Extract<Plan, { kind: 'activationStorm' }>): void {
@@ -1437,7 +1656,7 @@ function scheduleActivations(d: Decider, plan: Extract<Plan, { kind: 'activation
     cumulative += gaps[i]!;
     const at =
       plan.at + (plan.arrivals === 'poisson' ? (cumulative / total) * plan.window : (i * plan.window) / n);
-    d.schedule(at, { type: 'RequestActivation', user: Math.floor((i * users) / n) });
+    d.schedulePacked(at, REQUEST_ACTIVATION, Math.floor((i * users) / n));
   }
 }
 
@@ -1463,7 +1682,7 @@ function startWaitingActivations(d: Decider, instance: string): void {
       continue;
     }
     d.emit('ActivationStarted', ids.user, ids);
-    d.schedule(d.at + sample(limits.handshake, d.deviceRng(user)), { type: 'FinishHandshake', user });
+    d.schedulePacked(d.at + sample(limits.handshake, d.deviceRng(user)), FINISH_HANDSHAKE, user);
   }
 }
 
@@ -1541,7 +1760,7 @@ function moveUser(d: Decider, user: number, to: string): void {
 function scheduleDetection(d: Decider, user: number): void {
   const poll = d.scenario.domain.moveDetectionPoll;
   const at = poll > 0 ? Math.ceil(d.at / poll) * poll : d.at;
-  d.schedule(at, { type: 'DetectMove', user });
+  d.schedulePacked(at, DETECT_MOVE, user);
 }
 
 function queueJob(
@@ -1593,7 +1812,7 @@ function dispatchJob(d: Decider, job: number, fromDeferredSlot: boolean): void {
   const end = jobs.firstPush[job]! + jobs.pushCount[job]!;
   for (let push = jobs.firstPush[job]!; push < end; push++) {
     ready += sample(scenario.engine.serverProcessing, rng);
-    d.schedule(ready, { type: 'ReachRelay', push });
+    d.schedulePacked(ready, REACH_RELAY, push);
   }
 }
 
@@ -1612,7 +1831,7 @@ function deliver(d: Decider, push: number): void {
     d.at + transferMs(pushes.bytes[push]!, device.bandwidthKbps, device.rttMs) + device.rttMs / 2,
   );
   d.emit('PushDelivered', pin, { push, device: pin, ackAt });
-  d.schedule(ackAt, { type: 'Acknowledge', push });
+  d.schedulePacked(ackAt, ACKNOWLEDGE, push);
 }
 
 function acknowledge(d: Decider, push: number, via: 'wireless' | 'cradle'): void {
@@ -1655,7 +1874,7 @@ function retryOrExpire(d: Decider, push: number, reason: EventData['PushRetrySch
   }
   const retryAt = Math.min(d.at + scenario.engine.resendInterval, expireAt);
   d.emit('PushRetryScheduled', pin, { push, device: pin, retryAt, reason });
-  d.schedule(retryAt, { type: 'Resend', push });
+  d.schedulePacked(retryAt, RESEND, push);
   if (reason === 'deviceCutOff' && !d.state.devices.stranded[device]) {
     d.emit('DeviceStranded', pin, { device: pin, user: userIdOf(device), reason: 'srpDisabled' });
   }
@@ -1678,7 +1897,7 @@ function afterRelease(d: Decider, push: number): void {
     const instance = state.instances[jobs.instance[job]!]!;
     d.emit('JobCompleted', `job-${job}`, { job, instance: instance.id, parked });
     if (!jobs.bypass[job] && instance.service.deferredSlots > 0)
-      d.schedule(d.at, { type: 'DispatchSlot', instance: instance.id, deferred: true });
+      d.schedulePacked(d.at, DISPATCH_SLOT, jobs.instance[job]! * 2 + 1);
   }
   settleDevice(d, pushes.device[push]!);
 }

@@ -4,7 +4,7 @@
  * projection, the hasher, the progress bar). Hours of rollout run in seconds, and the same
  * scenario and seed always give the same log.
  */
-import { type Command, createDecide, type DecisionSink, initialState } from '../domain/engine.ts';
+import { type CodedDecisionSink, type Command, createCodedDecide, initialState } from '../domain/engine.ts';
 import { type DomainEvent, EVENT_SCHEMA_VERSION, type StoredEvent } from '../domain/events.ts';
 import { type Fleet, generateFleet } from '../domain/fleet.ts';
 import type { RandomSource } from '../domain/random.ts';
@@ -105,12 +105,12 @@ class EventIds {
 }
 
 /**
- * The engine's sink for one run: scheduled commands go into the heap; each fact is stored as the
- * engine emits it (so a burst of facts is never held all at once): stamped with its envelope,
- * then serialised, hashed, projected and kept as the options ask.
+ * The engine's sink for one run: scheduled commands go into the heap as the engine's numeric
+ * codes; each fact is stored as the engine emits it (so a burst of facts is never held all at
+ * once): stamped with its envelope, then serialised, hashed, projected and kept as the options ask.
  */
-class Recorder implements DecisionSink {
-  readonly heap = new TimeHeap<Command>();
+class Recorder implements CodedDecisionSink {
+  readonly heap = new TimeHeap<number>();
   readonly events: StoredEvent[] = [];
   readonly projection: PlanProjection | null;
   readonly hasher: EventHasher | null;
@@ -133,8 +133,8 @@ class Recorder implements DecisionSink {
     this.onLine = options.onLine;
   }
 
-  schedule(at: number, command: Command): void {
-    this.heap.push(at, command);
+  scheduleCode(at: number, code: number): void {
+    this.heap.push(at, code);
   }
 
   store(e: DomainEvent): void {
@@ -169,23 +169,24 @@ function execute(
   const state = initialState(scenario, planName, fleet);
   const run = runId(scenario, planName);
   const recorder = new Recorder(run, options, project);
-  const decide = createDecide(state, { random }, recorder);
+  const decide = createCodedDecide(state, { random }, recorder);
   const heap = recorder.heap;
 
-  heap.push(0, { type: 'StartRun' });
-  for (const { at, command } of options.commands ?? []) heap.push(Math.ceil(at), command);
+  heap.push(0, decide.encode({ type: 'StartRun' }));
+  for (const { at, command } of options.commands ?? []) heap.push(Math.ceil(at), decide.encode(command));
   const horizon = scenario.horizon;
   let processed = 0;
   while (heap.size > 0) {
     const at = heap.peekTime()!;
     if (at > horizon) break;
-    const command = heap.pop()!;
+    const code = heap.pop()!;
     processed++;
-    decide(command, at);
+    decide.run(code, at);
     if (options.onProgress && (processed & 0x1fff) === 0) options.onProgress(at, horizon);
   }
   const reason = heap.size > 0 ? 'horizon' : 'drained';
-  decide({ type: 'FinishRun', reason }, reason === 'horizon' ? horizon : state.now);
+  const finish: Command = { type: 'FinishRun', reason };
+  decide.run(decide.encode(finish), reason === 'horizon' ? horizon : state.now);
   options.onProgress?.(horizon, horizon);
 
   const wallMs = wallClock() - startedWall;

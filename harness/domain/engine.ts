@@ -35,7 +35,7 @@ import {
   userIdOf,
   userIndexOf,
 } from './fleet.ts';
-import type { RandomSource, Rng } from './random.ts';
+import type { RandomSource, Rng, StreamTable } from './random.ts';
 import { jobsForMinute, MINUTE_MS, SlidingWindow, slotOffsets } from './throttle.ts';
 
 export type Command =
@@ -281,7 +281,8 @@ class DeviceTable {
   readonly settled: Uint8Array;
   readonly stranded: Uint8Array;
   readonly phase: Int32Array;
-  readonly rng: Array<Rng | undefined>;
+  /** Each device's `device:<pin>:work` stream; made on the first draw. */
+  rng: StreamTable | null = null;
   readonly coverageAnnouncedAt: Float64Array;
   readonly activationRequestedAt: Float64Array;
 
@@ -300,7 +301,6 @@ class DeviceTable {
     this.settled = new Uint8Array(n);
     this.stranded = new Uint8Array(n);
     this.phase = new Int32Array(n);
-    this.rng = new Array(n);
     this.coverageAnnouncedAt = new Float64Array(n).fill(NONE);
     this.activationRequestedAt = new Float64Array(n).fill(NONE);
   }
@@ -1042,11 +1042,11 @@ class Decider implements CodedDecide {
     return this.state.scenario;
   }
 
+  /** The device's work stream; draw from it at once (it is valid until the next deviceRng). */
   deviceRng(device: number): Rng {
-    const rngs = this.state.devices.rng;
-    let rng = rngs[device];
-    if (rng === undefined) rngs[device] = rng = this.ctx.random.stream(`device:${pinOf(device)}:work`);
-    return rng;
+    const devices = this.state.devices;
+    devices.rng ??= this.ctx.random.streams(devices.length, 'device:', pinOf, ':work');
+    return devices.rng.at(device);
   }
 }
 

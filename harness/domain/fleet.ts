@@ -1,7 +1,7 @@
 import type { Distribution, Scenario } from '../scenario/schema.ts';
 import { mean, pickIndex, sample } from './distributions.ts';
 import type { AccountProblem } from './events.ts';
-import type { RandomSource, Rng } from './random.ts';
+import type { RandomSource, StreamTable } from './random.ts';
 
 export interface User {
   index: number;
@@ -96,6 +96,9 @@ export function generateFleet(scenario: Scenario, random: RandomSource): Fleet {
   const devices: Device[] = new Array(spec.users);
   const instanceUsers = new Map<string, number[]>();
   const plantedProblems = new Map<number, AccountProblem>();
+  // Devices' coverage streams (`device:<pin>:coverage`) in one table: a timeline draws from its
+  // stream whenever the run reaches past its last flip, long after the fleet was generated.
+  const coverageStreams = random.streams(spec.users, 'device:', pinOf, ':coverage');
 
   let index = 0;
   instances.forEach((inst, k) => {
@@ -140,11 +143,7 @@ export function generateFleet(scenario: Scenario, random: RandomSource): Fleet {
         recradleDelayMs: sample(spec.recradleDelay, rng),
       };
       if (!alwaysOnline) {
-        device.coverage = new CoverageTimeline(
-          spec.coverage.online,
-          spec.coverage.offline,
-          random.stream(`device:${device.pin}:coverage`),
-        );
+        device.coverage = new CoverageTimeline(spec.coverage.online, spec.coverage.offline, coverageStreams, index);
       }
       users[index] = user;
       devices[index] = device;
@@ -214,16 +213,19 @@ export class CoverageTimeline {
   private readonly flips: number[] = [];
   private readonly startsOnline: boolean;
 
+  /** `streams.at(device)` is the device's coverage stream. */
   constructor(
     private readonly online: Distribution,
     private readonly offline: Distribution,
-    private readonly rng: Rng,
+    private readonly streams: StreamTable,
+    private readonly device: number,
   ) {
     // Start in the stationary state: offline with probability meanOff / (meanOn + meanOff).
     const meanOn = mean(online);
     const meanOff = mean(offline);
-    this.startsOnline = this.rng.next() >= meanOff / (meanOn + meanOff);
-    const first = sample(this.startsOnline ? online : offline, this.rng) * this.rng.next();
+    const rng = streams.at(device);
+    this.startsOnline = rng.next() >= meanOff / (meanOn + meanOff);
+    const first = sample(this.startsOnline ? online : offline, rng) * rng.next();
     this.flips.push(first);
   }
 
@@ -242,7 +244,7 @@ export class CoverageTimeline {
   private extendPast(at: number): void {
     while (this.flips[this.flips.length - 1]! <= at) {
       const onlineNext = (this.flips.length % 2 === 0) === this.startsOnline;
-      const stretch = Math.max(1, sample(onlineNext ? this.online : this.offline, this.rng));
+      const stretch = Math.max(1, sample(onlineNext ? this.online : this.offline, this.streams.at(this.device)));
       this.flips.push(this.flips[this.flips.length - 1]! + stretch);
     }
   }

@@ -161,7 +161,7 @@ function parsePlainCommand(value: unknown): Command | undefined {
         return undefined;
       }
       for (const id of instances) if (!isInstanceId(id)) return undefined;
-      return { type: 'changeItPolicy', instances: instances.slice(), policy };
+      return { type: 'changeItPolicy', instances: instances.slice() as string[], policy };
     }
     case 'activateDevices': {
       if (!hasOnlyKeys(value, ACTIVATE_DEVICES_KEYS)) return undefined;
@@ -181,7 +181,7 @@ function parsePlainCommand(value: unknown): Command | undefined {
 function plainUsers(value: unknown): string[] | undefined {
   if (!isPlainArray(value) || value.length < 1 || value.length > MAX_USERS_PER_COMMAND) return undefined;
   for (const id of value) if (typeof id !== 'string' || !USER_ID_PATTERN.test(id)) return undefined;
-  return new Set(value).size === value.length ? value.slice() : undefined;
+  return new Set(value).size === value.length ? (value.slice() as string[]) : undefined;
 }
 
 function isInstanceId(value: unknown): value is string {

@@ -18,6 +18,9 @@ export const LOAD_BOUNDS = {
   amount: { min: 1, max: 1_000_000 },
   commandsPerBatch: { min: 1, max: MAX_COMMANDS_PER_BATCH },
   usersPerCommand: { min: 1, max: MAX_USERS_PER_COMMAND },
+  batchPool: { min: 1, max: 10_000 },
+  /** Requests in flight on one connection. */
+  pipelining: { min: 1, max: 64 },
 } as const;
 
 export interface HttpLoadParameters {
@@ -32,6 +35,14 @@ export interface HttpLoadParameters {
   run: string;
   commandsPerBatch: number;
   usersPerCommand: number;
+  /**
+   * Send this many batches, built before the run, over and over in turn, instead of a fresh
+   * batch per request. The load generator then only writes prepared bytes, so it measures the
+   * server rather than itself (the bench uses it). Omitted: a fresh batch per request.
+   */
+  batchPool?: number;
+  /** Requests sent on a connection before its first answer is back; default 1. */
+  pipelining?: number;
 }
 
 /** What http-load.json holds: the parameters and autocannon's result as it reported it. */
@@ -148,6 +159,8 @@ export function checkBounds(parameters: HttpLoadParameters): void {
   check('requests in total', '--amount', parameters.amount, LOAD_BOUNDS.amount);
   check('commands in each request', '--commands', parameters.commandsPerBatch, LOAD_BOUNDS.commandsPerBatch);
   check('users in each command', '--users', parameters.usersPerCommand, LOAD_BOUNDS.usersPerCommand);
+  check('batches prepared', 'batchPool', parameters.batchPool, LOAD_BOUNDS.batchPool);
+  check('requests in flight per connection', 'pipelining', parameters.pipelining, LOAD_BOUNDS.pipelining);
   if (parameters.amount !== undefined && parameters.amount < parameters.connections) {
     throw new HttpAdminError(
       'LOAD_OUT_OF_BOUNDS',
@@ -175,6 +188,10 @@ export async function runHttpLoad(
   checkBounds(parameters);
   const nextBatch = batchSupply(parameters);
   const endpoint = new URL('/v1/commands', parameters.url);
+  const requests: autocannon.Request[] =
+    parameters.batchPool === undefined
+      ? [{ setupRequest: (request) => ({ ...request, body: JSON.stringify(nextBatch()) }) }]
+      : Array.from({ length: parameters.batchPool }, () => ({ body: JSON.stringify(nextBatch()) }));
   return new Promise((resolvePromise, reject) => {
     const instance = autocannon(
       {
@@ -183,13 +200,10 @@ export async function runHttpLoad(
         duration: parameters.durationSeconds,
         // maxOverallRequests (unlike amount) keeps the duration in force: whichever comes first.
         ...(parameters.amount === undefined ? {} : { maxOverallRequests: parameters.amount }),
+        ...(parameters.pipelining === undefined ? {} : { pipelining: parameters.pipelining }),
         method: 'POST',
         headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-        requests: [
-          {
-            setupRequest: (request) => ({ ...request, body: JSON.stringify(nextBatch()) }),
-          },
-        ],
+        requests,
       },
       (error, result) => (error ? reject(error) : resolvePromise(result)),
     );

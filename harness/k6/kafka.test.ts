@@ -16,6 +16,8 @@ import { type KafkaBroker, startBroker, stopBroker } from '../live/broker.ts';
 import { type ConsumedMessage, type ConsumerCounts, DeadLetteringConsumer } from '../live/consumer.ts';
 import { createTopics, kafkaClient, type LiveTopics, liveTopics } from '../live/kafka-config.ts';
 import { MESSAGE_SCHEMA_VERSION, RUN_HEADER, VERSION_HEADER } from '../live/messages.ts';
+import { type LiveRun, runLive } from '../live/run-live.ts';
+import { quietFleet, tinyScenario } from '../testing/scenarios.ts';
 import { k6Binary } from './k6.ts';
 import { type KafkaMovesOptions, type KafkaMovesRun, runKafkaMoves } from './kafka-moves.ts';
 
@@ -24,7 +26,7 @@ const PORT = 19492;
 
 const USERS = 200;
 const PHASE_SIZE = 100;
-const PHASE_INTERVAL_MS = 3000;
+const PHASE_INTERVAL_MS = 5000;
 const PHASE_SPREAD_MS = 1000;
 const BURST_SPREAD_MS = 1000;
 /**
@@ -32,7 +34,7 @@ const BURST_SPREAD_MS = 1000;
  * writer connecting, the broker's acknowledgement, on two busy cores. Less than the gap between
  * phases (interval - spread), so phases still cannot overlap.
  */
-const LATE_MS = 1500;
+const LATE_MS = 3000;
 
 let broker: KafkaBroker | undefined;
 let kafka: Kafka;
@@ -229,5 +231,90 @@ describe('k6 kafka-phased-vs-burst.ts against a real broker', () => {
     expect(new Set(commands.map((command) => command.to))).toEqual(new Set(['BESNEW1']));
     const ats = commands.map((command) => command.at);
     expect(Math.max(...ats)).toBeLessThanOrEqual(BURST_SPREAD_MS + LATE_MS);
+  });
+});
+
+/** Run ms per wall ms for the commanded runs: k6's phases 5 s apart are 25 run-minutes apart. */
+const TIME_SCALE = 300;
+
+/**
+ * A live commanded run through the real engine and fleet workers, its moves produced by k6 while
+ * it runs: the run's id and timeline go to k6, and the run ends once every move has settled.
+ */
+async function commandedRun(
+  options: Omit<KafkaMovesOptions, 'bootstrap' | 'topic' | 'run' | 'startedAt' | 'timeScale' | 'users'>,
+): Promise<{ k6: KafkaMovesRun; live: LiveRun; topics: LiveTopics }> {
+  const topics = liveTopics({ prefix: `k6-test-${randomUUID()}.` });
+  await createTopics(admin, Object.values(topics));
+  const scenario = tinyScenario({
+    name: 'k6-moves',
+    instances: 2,
+    horizon: '6h',
+    fleet: quietFleet(USERS),
+    plans: { commanded: { kind: 'commanded', moves: USERS } },
+  });
+  let started: (value: { run: string; startedAt: number }) => void;
+  const start = new Promise<{ run: string; startedAt: number }>((resolve) => {
+    started = resolve;
+  });
+  const live = runLive(scenario, 'commanded', {
+    kafka,
+    topics,
+    timeScale: TIME_SCALE,
+    runSuffix: randomUUID().slice(0, 8),
+    onStart: (run, startedAt) => started({ run, startedAt }),
+  });
+  // If the run fails before it starts, say so rather than wait for k6.
+  const { run, startedAt } = await Promise.race([start, live.then(() => start)]);
+  const k6 = await produceMoves(topics, { ...options, run, users: USERS, startedAt, timeScale: TIME_SCALE });
+  return { k6, live: await live, topics };
+}
+
+function eventsOf<T extends LiveRun['events'][number]['type']>(live: LiveRun, type: T) {
+  return live.events.filter((e): e is Extract<LiveRun['events'][number], { type: T }> => e.type === type);
+}
+
+describe("k6's commands carried out by the real engine and fleet", () => {
+  it('phased: every user k6 commands is moved once onto its phase instance, and every device converges', async () => {
+    const { k6, live, topics } = await commandedRun({
+      plan: 'phased',
+      phaseSize: PHASE_SIZE,
+      phaseIntervalMs: PHASE_INTERVAL_MS,
+      phaseSpreadMs: PHASE_SPREAD_MS,
+    });
+    expect(k6.produced).toBe(USERS);
+    const done = eventsOf(live, 'RunCompleted');
+    expect(done.map((e) => e.data)).toEqual([{ pendingPushes: 0, reason: 'drained' }]);
+
+    const moved = eventsOf(live, 'UserMoved');
+    expect(moved).toHaveLength(USERS);
+    for (const e of moved) {
+      const phase = Math.floor(Number(e.data.user.slice(1)) / PHASE_SIZE) + 1;
+      expect(e.data.to, e.data.user).toBe(`BESNEW${phase}`);
+    }
+    expect(new Set(eventsOf(live, 'DeviceConverged').map((e) => e.data.user))).toEqual(
+      new Set(Array.from({ length: USERS }, (_, i) => userId(i))),
+    );
+    // k6's phases are the run's phases: each converged with its own users.
+    expect(live.metrics.phases.map((p) => [p.phase, p.users, p.converged, p.stranded])).toEqual([
+      [1, PHASE_SIZE, PHASE_SIZE, 0],
+      [2, PHASE_SIZE, PHASE_SIZE, 0],
+    ]);
+    // The second phase began when k6 commanded its first move on the run's timeline: not before,
+    // and no later than the command's trip through the broker.
+    const { messages } = await consumeCommands(topics);
+    const commandedAt = Math.min(
+      ...messages.flatMap(({ value }) => (value.type === 'moveUser' && value.phase === 2 ? [value.at] : [])),
+    );
+    const secondStart = live.metrics.phases[1]!.startedAt;
+    expect(secondStart).toBeGreaterThanOrEqual(Math.ceil(commandedAt));
+    expect(secondStart).toBeLessThanOrEqual(commandedAt + LATE_MS * TIME_SCALE);
+  });
+
+  it('burst: every user lands on one instance in one phase, and every device converges', async () => {
+    const { live } = await commandedRun({ plan: 'burst', burstSpreadMs: BURST_SPREAD_MS });
+    expect(eventsOf(live, 'RunCompleted').map((e) => e.data.reason)).toEqual(['drained']);
+    expect(new Set(eventsOf(live, 'UserMoved').map((e) => e.data.to))).toEqual(new Set(['BESNEW1']));
+    expect(live.metrics.phases.map((p) => [p.phase, p.users, p.converged])).toEqual([[1, USERS, USERS]]);
   });
 });

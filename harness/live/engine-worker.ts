@@ -10,10 +10,10 @@
  * spread over the partitions, and so over the workers, while all of one run (its BES domain,
  * whose Policy Services share the domain-wide throttle) lives on exactly one worker at a time.
  *
- * Acknowledgements on the device-events topic are read by each run's host itself; the group's
- * share of that topic is only validated here. Other commands (moveUser, changeItPolicy,
- * activateDevice) are not carried out by this engine: they are dead-lettered with a reason that
- * says so, rather than dropped.
+ * Acknowledgements on the device-events topic, and a commanded run's moveUser commands, are read
+ * by each run's host itself (from every partition, filtered by run); the group's share of them is
+ * only validated here. Other commands (changeItPolicy, activateDevice) are not carried out by
+ * this engine: they are dead-lettered with a reason that says so, rather than dropped.
  */
 import { randomUUID } from 'node:crypto';
 import type { Kafka, Producer } from 'kafkajs';
@@ -92,10 +92,11 @@ export class EngineWorker {
       handle: async (message, context) => {
         if (message.role === 'deviceEvents') return;
         const command = message.value;
+        if (command.type === 'moveUser') return; // carried out by the host of the command's run
         if (command.type !== 'startRun') {
           throw new PhasebenchError(
             'COMMAND_NOT_SUPPORTED',
-            `${command.type} commands are not carried out by this engine; start a scenario's plan with startRun (phasebench live)`,
+            `${command.type} commands are not carried out by this engine; start a scenario's plan with startRun (phasebench live), or move users with moveUser commands into a commanded plan`,
           );
         }
         await worker.#host(command, context.heartbeat);

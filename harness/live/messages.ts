@@ -430,6 +430,7 @@ export const TOPIC_MESSAGES = {
 type TopicMessages = typeof TOPIC_MESSAGES;
 
 export type CommandMessage = z.output<TopicMessages['commands'][keyof TopicMessages['commands']]>;
+export type MoveUserMessage = z.output<typeof moveUserMessage>;
 export type PushMessage = z.output<typeof pushMessage>;
 export type DeviceEventMessage = z.output<TopicMessages['deviceEvents'][keyof TopicMessages['deviceEvents']]>;
 export type DeadLetter = z.output<typeof deadLetterMessage>;

@@ -26,7 +26,7 @@
 import type { Consumer, Kafka, Producer } from 'kafkajs';
 import { type Command, createDecide, type Decision, initialState } from '../domain/engine.ts';
 import { EVENT_SCHEMA_VERSION, type PushKind, type StoredEvent } from '../domain/events.ts';
-import { generateFleet } from '../domain/fleet.ts';
+import { generateFleet, userIndexOf } from '../domain/fleet.ts';
 import type { EventLog } from '../log/port.ts';
 import type { Scenario } from '../scenario/schema.ts';
 import { EpochClock } from '../sim/clock.ts';
@@ -34,7 +34,14 @@ import { TimeHeap } from '../sim/heap.ts';
 import { SeededRandom } from '../sim/random.ts';
 import { CoalescingSender } from './coalescing-sender.ts';
 import { isRetriableKafkaError, type LiveTopics } from './kafka-config.ts';
-import { MESSAGE_SCHEMA_VERSION, type PushMessage, RUN_HEADER, VERSION_HEADER } from './messages.ts';
+import {
+  decodeMessage,
+  MESSAGE_SCHEMA_VERSION,
+  type MoveUserMessage,
+  type PushMessage,
+  RUN_HEADER,
+  VERSION_HEADER,
+} from './messages.ts';
 
 /** Pushes per produce request at most; kafkajs sends one record batch per partition per request. */
 const PUSHES_PER_REQUEST = 1_000;
@@ -114,7 +121,19 @@ export async function hostRun(options: HostRunOptions): Promise<HostedRun> {
 
   // How much of the run the log already holds: the unbroken prefix of sequence numbers.
   const logged = new Set<number>();
-  for await (const e of log.read({ run })) logged.add(e.seq);
+  /** A commanded run's moves as the log has them: a takeover makes them again at the same times. */
+  const loggedMoves: Array<{ seq: number; at: number; command: Command }> = [];
+  for await (const e of log.read({ run })) {
+    logged.add(e.seq);
+    if (e.type === 'UserMoveRequested') {
+      const { user, to, phase } = e.data;
+      loggedMoves.push({
+        seq: e.seq,
+        at: e.at,
+        command: { type: 'MoveUser', user: userIndexOf(user), to, phase },
+      });
+    }
+  }
   let recovered = 0;
   while (logged.has(recovered)) recovered++;
   logged.clear();
@@ -142,6 +161,37 @@ export async function hostRun(options: HostRunOptions): Promise<HostedRun> {
     arrived.add(push);
     wake?.();
   });
+  // A commanded plan's moves come from outside: moveUser commands for this run on the commands topic.
+  const plan = scenario.plans[start.plan]!;
+  const commandedMoves = plan.kind === 'commanded' ? plan.moves : 0;
+  const incoming: MoveUserMessage[] = [];
+  const commands =
+    commandedMoves > 0
+      ? await startCommandReader(kafka, topics, run, start.startedAt, (message) => {
+          incoming.push(message);
+          wake?.();
+        })
+      : undefined;
+  /** The timeline position of the last command run: a move arriving late runs no earlier. */
+  let lastAt = 0;
+  /**
+   * Moves that arrived go onto the heap at the time they were commanded, or now if that has
+   * passed. While a takeover catches up, the log's own moves are made instead, and these wait (the
+   * engine moves a user once, so one the log already moved is not moved again).
+   */
+  const takeIncoming = (): void => {
+    if (incoming.length === 0 || seq < recovered) return;
+    for (const m of incoming) {
+      heap.push(Math.max(Math.ceil(m.at), lastAt), {
+        type: 'MoveUser',
+        user: userIndexOf(m.user),
+        to: m.to,
+        phase: m.phase,
+      });
+    }
+    incoming.length = 0;
+  };
+  const expectingMoves = (): boolean => state.commanded !== null && state.commanded.moves < commandedMoves;
 
   const stats: HostedRun = {
     run,
@@ -288,10 +338,21 @@ export async function hostRun(options: HostRunOptions): Promise<HostedRun> {
   let caughtUp = recovered === 0;
   try {
     heap.push(0, { type: 'StartRun' });
+    for (const m of loggedMoves) if (m.seq < recovered) heap.push(m.at, m.command);
     for (;;) {
       if (aborted()) break;
+      takeIncoming();
       const next = heap.peekTime();
-      if (next === undefined || next > horizon) break;
+      if (next === undefined || next > horizon) {
+        // A commanded run waits for the moves still expected, until the horizon.
+        if (expectingMoves() && seq >= recovered && clock.now() < horizon) {
+          flush();
+          await beat();
+          await waitUntil(clock.wallAt(horizon));
+          continue;
+        }
+        break;
+      }
       const catchingUp = seq < recovered;
       if (!catchingUp) {
         if (!caughtUp) {
@@ -335,12 +396,13 @@ export async function hostRun(options: HostRunOptions): Promise<HostedRun> {
         }
       }
       const command = heap.pop()!;
+      lastAt = next;
       store(decide(command, next), next);
       if (!catchingUp && facts.queued >= batchSize) flush();
       else if (catchingUp && (seq & 0xfff) === 0) await beat();
     }
     if (!aborted()) {
-      const reason = heap.size > 0 ? 'horizon' : 'drained';
+      const reason = heap.size > 0 || expectingMoves() ? 'horizon' : 'drained';
       const at = reason === 'horizon' ? horizon : state.now;
       store(decide({ type: 'FinishRun', reason }, at), at);
       flush();
@@ -351,6 +413,7 @@ export async function hostRun(options: HostRunOptions): Promise<HostedRun> {
     return stats;
   } finally {
     await acks.disconnect().catch(() => {});
+    await commands?.disconnect().catch(() => {});
   }
 }
 
@@ -372,18 +435,58 @@ async function retrying<T>(work: () => Promise<T>, signal?: AbortSignal): Promis
 
 /**
  * A reader of the run's acknowledgements on the device-events topic, from shortly before the run
- * started: a new owner of the run sees the answers sent to the one before it. Its group is its
- * own, so it reads every partition; the engine's shared group validates the topic and
- * dead-letters what is malformed, this reader only skips it.
+ * started: a new owner of the run sees the answers sent to the one before it. The engine's shared
+ * group validates the topic and dead-letters what is malformed; this reader only skips it.
  */
-async function startAckReader(
+function startAckReader(
   kafka: Kafka,
   topics: LiveTopics,
   run: string,
   startedAt: number,
   onAck: (push: number) => void,
 ): Promise<Consumer> {
-  const topic = topics.deviceEvents.name;
+  return startRunReader(kafka, topics.deviceEvents.name, 'acks', run, startedAt, (raw) => {
+    let value: { type?: unknown; run?: unknown; push?: unknown };
+    try {
+      value = JSON.parse(raw.toString('utf8')) as typeof value;
+    } catch {
+      return;
+    }
+    if (value.type === 'acknowledged' && value.run === run && typeof value.push === 'number')
+      onAck(value.push);
+  });
+}
+
+/**
+ * A reader of a commanded run's moveUser commands on the commands topic, from shortly before the
+ * run started (a new owner sees the moves commanded before it). The engine's shared group
+ * dead-letters what is malformed; this reader takes only valid moveUser commands of this run.
+ */
+function startCommandReader(
+  kafka: Kafka,
+  topics: LiveTopics,
+  run: string,
+  startedAt: number,
+  onMove: (move: MoveUserMessage) => void,
+): Promise<Consumer> {
+  return startRunReader(kafka, topics.commands.name, 'commands', run, startedAt, (raw) => {
+    const decoded = decodeMessage('commands', raw);
+    if (decoded.ok && decoded.value.type === 'moveUser' && decoded.value.run === run) onMove(decoded.value);
+  });
+}
+
+/**
+ * Reads one topic's messages with this run's header from a minute before the run started, in a
+ * group of its own (so it reads every partition and commits nothing).
+ */
+async function startRunReader(
+  kafka: Kafka,
+  topic: string,
+  purpose: string,
+  run: string,
+  startedAt: number,
+  onValue: (raw: Buffer) => void,
+): Promise<Consumer> {
   const admin = kafka.admin();
   await admin.connect();
   let offsets: Array<{ partition: number; offset: string }>;
@@ -393,9 +496,17 @@ async function startAckReader(
     await admin.disconnect().catch(() => {});
   }
   const consumer = kafka.consumer({
-    groupId: `phasebench-engine-acks.${run}.${process.pid}.${Date.now()}`,
+    groupId: `phasebench-engine-${purpose}.${run}.${process.pid}.${Date.now()}`,
     maxWaitTimeInMs: 20,
     allowAutoTopicCreation: false,
+  });
+  // Seek on every join, before the first fetch: after `run` there may be no group yet to seek in
+  // (a fresh broker's coordinator), and a rejoin would otherwise read from the beginning. Reading
+  // again from the start is harmless: an acknowledgement or a move counts once.
+  consumer.on(consumer.events.GROUP_JOIN, () => {
+    for (const { partition, offset } of offsets) {
+      if (offset !== '-1') consumer.seek({ topic, partition, offset });
+    }
   });
   await consumer.connect();
   await consumer.subscribe({ topic, fromBeginning: true });
@@ -404,19 +515,9 @@ async function startAckReader(
     eachBatch: async ({ batch }) => {
       for (const message of batch.messages) {
         if (message.headers?.[RUN_HEADER]?.toString() !== run || message.value === null) continue;
-        let value: { type?: unknown; run?: unknown; push?: unknown };
-        try {
-          value = JSON.parse(message.value.toString('utf8')) as typeof value;
-        } catch {
-          continue;
-        }
-        if (value.type === 'acknowledged' && value.run === run && typeof value.push === 'number')
-          onAck(value.push);
+        onValue(message.value);
       }
     },
   });
-  for (const { partition, offset } of offsets) {
-    if (offset !== '-1') consumer.seek({ topic, partition, offset });
-  }
   return consumer;
 }

@@ -42,6 +42,11 @@ export interface LiveRunOptions {
   onProgress?: (runMs: number, horizonMs: number) => void;
   /** Called once with each of the run's events (by id) as it is read from the log topic. */
   onEvent?: (event: StoredEvent) => void;
+  /**
+   * Called once the start command is on the topic, with the run id and its timeline's start
+   * (epoch ms): what a load generator commanding the run's moves needs (a commanded plan).
+   */
+  onStart?: (run: string, startedAt: number) => void;
 }
 
 export interface LiveRun {
@@ -77,6 +82,7 @@ export async function runLive(
     }
     const producer = kafka.producer({ allowAutoTopicCreation: false });
     await producer.connect();
+    const startedAt = Date.now() + (options.leadMs ?? 1_000);
     try {
       await producer.send({
         topic: topics.commands.name,
@@ -90,7 +96,7 @@ export async function runLive(
               run,
               plan: planName,
               scenario,
-              startedAt: Date.now() + (options.leadMs ?? 1_000),
+              startedAt,
               timeScale: options.timeScale,
             }),
           },
@@ -99,6 +105,7 @@ export async function runLive(
     } finally {
       await producer.disconnect().catch(() => {});
     }
+    options.onStart?.(run, startedAt);
     await follower.completion(options.stallTimeoutMs ?? 120_000, inProcess);
   } finally {
     await follower.stop();
@@ -146,30 +153,57 @@ class EventFollower {
     onProgress: (at: number) => void,
   ): Promise<EventFollower> {
     const topic = topics.events.name;
-    const ends = await endOffsets(kafka, topic);
-    const consumer = kafka.consumer({
-      groupId: `phasebench-live.${run}.${process.pid}.${Date.now()}`,
-      maxWaitTimeInMs: 50,
-      allowAutoTopicCreation: false,
-    });
-    const follower = new EventFollower(consumer, onEvent, onProgress);
-    await consumer.connect();
-    await consumer.subscribe({ topic, fromBeginning: true });
+    // Where each partition is read next: from its end now (the run does not exist before its
+    // start command), then past what has been read.
+    const next = new Map((await endOffsets(kafka, topic)).map(({ partition, high }) => [partition, high]));
     // Other runs' events are skipped by their header's bytes, without decoding it to text first.
     const runBytes = Buffer.from(run);
-    await consumer.run({
-      autoCommit: false,
-      eachBatch: async ({ batch }) => {
-        for (const message of batch.messages) {
-          const header = message.headers?.[RUN_HEADER];
-          if (!Buffer.isBuffer(header) || !header.equals(runBytes) || message.value === null) continue;
-          follower.#accept(JSON.parse(message.value.toString('utf8')) as StoredEvent);
-        }
-      },
-    });
-    // Only what is appended from now on: the run does not exist before its start command.
-    for (const { partition, high } of ends) consumer.seek({ topic, partition, offset: high });
-    return follower;
+    for (let attempt = 1; ; attempt++) {
+      const consumer = kafka.consumer({
+        groupId: `phasebench-live.${run}.${process.pid}.${Date.now()}`,
+        maxWaitTimeInMs: 50,
+        allowAutoTopicCreation: false,
+      });
+      const follower = new EventFollower(consumer, onEvent, onProgress);
+      // The seek is made on every join of the group, before its first fetch, not once after
+      // `run`: `run` resolves even when its join failed (a fresh broker's group coordinator not
+      // set up within kafkajs's retries), and then there is no group to seek in ("Consumer group
+      // was not initialized"). A rejoin would read from the beginning without it.
+      let joined = false;
+      let crash: unknown;
+      consumer.on(consumer.events.GROUP_JOIN, () => {
+        joined = true;
+        for (const [partition, offset] of next) consumer.seek({ topic, partition, offset });
+      });
+      consumer.on(consumer.events.CRASH, ({ payload }) => {
+        crash = payload.error;
+      });
+      await consumer.connect();
+      await consumer.subscribe({ topic, fromBeginning: true });
+      await consumer.run({
+        autoCommit: false,
+        eachBatch: async ({ batch }) => {
+          for (const message of batch.messages) {
+            const header = message.headers?.[RUN_HEADER];
+            if (!Buffer.isBuffer(header) || !header.equals(runBytes) || message.value === null) continue;
+            follower.#accept(JSON.parse(message.value.toString('utf8')) as StoredEvent);
+          }
+          const last = batch.messages.at(-1);
+          if (last !== undefined) next.set(batch.partition, (BigInt(last.offset) + 1n).toString());
+        },
+      });
+      if (joined) return follower;
+      // The join failed and kafkajs stopped the consumer: a new one, once the coordinator is up.
+      await consumer.disconnect().catch(() => {});
+      if (attempt >= 5) {
+        throw new PhasebenchError(
+          'LIVE_FOLLOWER_NOT_STARTED',
+          `cannot join a consumer group to read ${topic}: ${(crash as Error | undefined)?.message ?? 'no join'}`,
+          { cause: crash, retriable: true },
+        );
+      }
+      await new Promise((resolve) => setTimeout(resolve, 500 * attempt));
+    }
   }
 
   #accept(event: StoredEvent): void {

@@ -34,7 +34,7 @@
  *   TO              instance id prefix of the target instances       (BESNEW)
  *   STARTED_AT      epoch ms when the run's timeline starts          (when setup() runs)
  *   TIME_SCALE      run ms per wall ms, as in a startRun message     (1)
- *   VUS / MAX_VUS   VUs a scenario pre-allocates / may grow to  (enough for 200 ms a message / twice that)
+ *   VUS / MAX_VUS   VUs a scenario pre-allocates / may grow to  (enough for 500 ms a message / twice that)
  * Durations are k6 durations ('500ms', '10s', '2m'). `at` in each message is
  * (now - STARTED_AT) × TIME_SCALE: milliseconds on the run's timeline, as live mode counts them.
  *
@@ -130,8 +130,8 @@ function moveScenarios(): Record<string, Scenario> {
     const size = Math.min(phaseSize, users - (phase - 1) * phaseSize);
     const spreadMs = plan === 'burst' ? burstSpreadMs : phaseSpreadMs;
     // An iteration that finds no free VU is dropped, and its user never sent: enough VUs for each
-    // message to take 200 ms (a VU's first one connects its writer), plus a few.
-    const vus = whole('VUS', Math.ceil((size * 200) / spreadMs) + 5, 1);
+    // message to take 500 ms (a VU's first one connects its writer; a loaded machine is slow), plus a few.
+    const vus = whole('VUS', Math.ceil((size * 500) / spreadMs) + 5, 1);
     const maxVus = Math.max(whole('MAX_VUS', 2 * vus, 1), vus);
     scenarios[plan === 'burst' ? 'burst' : `phase_${phase}`] = {
       executor: 'constant-arrival-rate',

@@ -111,6 +111,14 @@ Examples:
           { exitCode: 2 },
         );
       }
+      const commanded = scenario.plans[plan]!.kind === 'commanded';
+      if (commanded && options.compareSim) {
+        throw new PhasebenchError(
+          'COMPARE_SIM_COMMANDED',
+          `--compare-sim: plan '${plan}' is commanded (its moves come from outside the run, e.g. k6), so there is no virtual-time run of it to compare with`,
+          { exitCode: 2 },
+        );
+      }
       const kafka = kafkaClient({ brokers: options.brokers.split(',').map((b) => b.trim()) });
       const topics = liveTopics({ prefix: options.topicPrefix });
       const admin = kafka.admin();
@@ -142,6 +150,15 @@ Examples:
           inProcess: !options.external,
           onProgress: (at) => progress.update(at),
           onEvent: metrics?.apply,
+          onStart: (run, startedAt) => {
+            if (!commanded) return;
+            // What a load generator needs to command the run's moves onto its timeline.
+            progress.log(
+              `Run ${run} waits for ${(scenario.plans[plan] as { moves: number }).moves} moveUser commands on ${topics.commands.name}. With k6:\n` +
+                `  "$(bash scripts/k6.sh path)" run -e RUN='${run}' -e STARTED_AT=${startedAt} -e TIME_SCALE=${options.timeScale} ` +
+                `-e BROKERS=${options.brokers} -e TOPIC=${topics.commands.name} scenarios/k6/kafka-phased-vs-burst.ts`,
+            );
+          },
         }).finally(() => progress.stopPlan());
         // Someone scrapes: let them read the run's final values before the server goes.
         if (metrics && metrics.server.scrapes > 0) {

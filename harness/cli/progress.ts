@@ -36,4 +36,10 @@ export class RunProgress {
   stopPlan(): void {
     this.bar?.stop();
   }
+
+  /** A line for the person watching, above the bar (which redraws on its next update). */
+  log(text: string): void {
+    if (this.bar) process.stderr.write('\r\x1b[K');
+    console.log(text);
+  }
 }

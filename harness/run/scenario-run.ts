@@ -3,7 +3,9 @@
  * random draws in every plan), streams each plan's log into the results folder and writes the
  * summary. Listeners (progress bars) only observe; they never change what is computed.
  */
+
 import { generateFleet } from '../domain/fleet.ts';
+import { PhasebenchError } from '../errors.ts';
 import type { RunSummary } from '../metrics/summary.ts';
 import { StreamingLogWriter } from '../results/log-writer.ts';
 import { eventsPath, prepareRunDir, SUMMARY_FILE, writeJson } from '../results/store.ts';
@@ -31,13 +33,29 @@ export async function runScenario(
   scenario: Scenario,
   options: ScenarioRunOptions = {},
 ): Promise<ScenarioRun> {
-  const plans = options.plans ?? Object.keys(scenario.plans);
+  // A commanded plan's moves come from outside the run (k6, live): in virtual time it moves nobody.
+  const commanded = Object.keys(scenario.plans).filter((name) => scenario.plans[name]!.kind === 'commanded');
+  const plans = options.plans ?? Object.keys(scenario.plans).filter((name) => !commanded.includes(name));
   for (const plan of plans) {
     if (!(plan in scenario.plans)) {
       throw new Error(
         `scenario ${scenario.name} has no plan named '${plan}' (plans: ${Object.keys(scenario.plans).join(', ')})`,
       );
     }
+    if (commanded.includes(plan)) {
+      throw new PhasebenchError(
+        'PLAN_COMMANDED',
+        `plan '${plan}' of scenario ${scenario.name} is commanded: its moves come from outside the run, so it runs live (phasebench live <scenario> --plan ${plan}), not in virtual time`,
+        { exitCode: 2 },
+      );
+    }
+  }
+  if (plans.length === 0) {
+    throw new PhasebenchError(
+      'NO_PLANS',
+      `scenario ${scenario.name} has only commanded plans (${commanded.join(', ')}): run them live with phasebench live`,
+      { exitCode: 2 },
+    );
   }
   if (options.outDir) await prepareRunDir(options.outDir);
   const random = new SeededRandom(scenario.seed);

@@ -124,6 +124,21 @@ describe('phasebench run with bad input', () => {
     expect(r.stderr).toContain(out);
   });
 
+  it('a commanded plan asked for in virtual time says to run it live (exit 2)', () => {
+    const file = scenarioFile(
+      'commanded',
+      withChange((s) => {
+        s.plans = { commanded: { kind: 'commanded', moves: 10 } };
+      }),
+    );
+    const r = phasebench('run', file, '--plans', 'commanded', '--out', join(dir, 'commanded-out'));
+    expect(r.status).toBe(2);
+    expectReadableError(r.stderr);
+    expect(r.stderr).toContain("plan 'commanded' of scenario cli-small is commanded");
+    expect(r.stderr).toContain('phasebench live');
+    expect(existsSync(join(dir, 'commanded-out', 'summary.json'))).toBe(false);
+  });
+
   it('an unknown option is a usage error (exit 2) with a pointer to --help', () => {
     const r = phasebench('run', 'scenarios/flagship.ts', '--bogus');
     expect(r.status).toBe(2);

@@ -33,7 +33,7 @@ import {
 import { DataqueryBuilder } from '@grafana/grafana-foundation-sdk/prometheus';
 import { PanelBuilder as TimeseriesPanelBuilder } from '@grafana/grafana-foundation-sdk/timeseries';
 import { stringify } from 'yaml';
-import { METRICS, PROCESS_METRICS } from '../metrics/names.ts';
+import { HTTP_METRIC_NAMES, METRICS, PROCESS_METRICS, SERVICE_METRICS } from '../metrics/names.ts';
 
 export const PROMETHEUS: DataSourceRef = { type: 'prometheus', uid: 'phasebench-prometheus' };
 export const JAEGER: DataSourceRef = { type: 'jaeger', uid: 'phasebench-jaeger' };
@@ -130,16 +130,27 @@ function phaseAnnotation(): AnnotationQueryBuilder {
     .tagKeys('plan');
 }
 
-function base(uid: string, title: string, description: string): DashboardBuilder {
+function common(
+  uid: string,
+  title: string,
+  description: string,
+  kind: 'run' | 'services',
+  from: string,
+): DashboardBuilder {
   return new DashboardBuilder(title)
     .uid(uid)
     .description(description)
-    .tags(['phasebench'])
+    .tags(['phasebench', kind])
     .editable()
     .tooltip(DashboardCursorSync.Crosshair)
-    .time({ from: 'now-2d', to: 'now' })
+    .time({ from, to: 'now' })
     .timezone('utc')
-    .refresh('1m')
+    .refresh('1m');
+}
+
+/** A run dashboard: the runs' families, picked by run, plan and BES instance. */
+function base(uid: string, title: string, description: string): DashboardBuilder {
+  return common(uid, title, description, 'run', 'now-2d')
     .variables(runVariables())
     .annotation(phaseAnnotation());
 }
@@ -380,6 +391,167 @@ export function compareDashboard(): Dashboard {
     .build();
 }
 
+const JOB_INSTANCE = 'job=~"$job",instance=~"$instance"';
+
+/** The services' variables: Prometheus's scrape job (engine, fleet, admin, driver) and target. */
+function serviceVariables(): QueryVariableBuilder[] {
+  const variable = (name: string, expr: string) =>
+    new QueryVariableBuilder(name)
+      .label(name)
+      .datasource(PROMETHEUS)
+      .query(expr)
+      .definition(expr)
+      .refresh(VariableRefresh.OnTimeRangeChanged)
+      .sort(VariableSort.AlphabeticalAsc)
+      .multi(true)
+      .includeAll(true)
+      .allValue('.*');
+  // A Node.js heap metric: every phasebench process has it, Prometheus's own self-scrape does not.
+  return [
+    variable('job', `label_values(${PROCESS_METRICS.heapUsedBytes}, job)`),
+    variable('instance', `label_values(${PROCESS_METRICS.heapUsedBytes}{job=~"$job"}, instance)`),
+  ];
+}
+
+/** A counter's rate per scrape target (and by `labels`), per second or per minute. */
+function targetRate(
+  metric: string,
+  labels: readonly string[] = [],
+  every: 'second' | 'minute' = 'second',
+): string {
+  const expr = `sum by (${['job', 'instance', ...labels].join(', ')}) (rate(${metric}{${JOB_INSTANCE}}[$__rate_interval]))`;
+  return every === 'minute' ? perMinute(expr) : expr;
+}
+
+function targetLegend(labels: readonly string[] = []): string {
+  return ['{{job}} {{instance}}', ...labels.map((l) => `{{${l}}}`)].join(' ');
+}
+
+/**
+ * The live services' own figures, per scrape target: the engine's hosted runs, the fleet's
+ * answers, both consumers, the admin API (`phasebench serve`) and every process. The runs
+ * themselves are on the run dashboards.
+ */
+export function servicesDashboard(): Dashboard {
+  const S = SERVICE_METRICS;
+  return common(
+    'phasebench-services',
+    'phasebench / services',
+    'The live services themselves (phasebench engine, fleet, serve and the live driver): what each scrape target handled, answered and used.',
+    'services',
+    'now-1h',
+  )
+    .variables(serviceVariables())
+    .withRow(new RowBuilder('Engine'))
+    .withPanel(
+      timeseries('Hosted runs', S.runsHosted.help, 'none')
+        .lineInterpolation(LineInterpolation.StepAfter)
+        .withTarget(query(`sum by (job, instance) (${S.runsHosted.name}{${JOB_INSTANCE}})`, targetLegend())),
+    )
+    .withPanel(
+      timeseries('Runs ended per minute', S.runsEnded.help, 'short').withTarget(
+        query(targetRate(S.runsEnded.name, ['outcome'], 'minute'), targetLegend(['outcome'])),
+      ),
+    )
+    .withRow(new RowBuilder('Fleet'))
+    .withPanel(
+      timeseries('Pushes received per second', S.pushesReceived.help, 'short').withTarget(
+        query(targetRate(S.pushesReceived.name), targetLegend()),
+      ),
+    )
+    .withPanel(
+      timeseries('Acknowledgements sent per second', S.acknowledgementsSent.help, 'short').withTarget(
+        query(targetRate(S.acknowledgementsSent.name), targetLegend()),
+      ),
+    )
+    .withPanel(
+      timeseries('Acknowledgements waiting', S.acknowledgementsWaiting.help, 'short').withTarget(
+        query(`sum by (job, instance) (${S.acknowledgementsWaiting.name}{${JOB_INSTANCE}})`, targetLegend()),
+      ),
+    )
+    .withRow(new RowBuilder('Consumers (engine and fleet)'))
+    .withPanel(
+      timeseries('Messages handled per second', S.messagesHandled.help, 'short').withTarget(
+        query(targetRate(S.messagesHandled.name), targetLegend()),
+      ),
+    )
+    .withPanel(
+      timeseries('Handler retries per minute', S.handlerRetries.help, 'short').withTarget(
+        query(targetRate(S.handlerRetries.name, [], 'minute'), targetLegend()),
+      ),
+    )
+    .withPanel(
+      timeseries('Dead letters per minute by category', S.deadLetters.help, 'short').withTarget(
+        query(targetRate(S.deadLetters.name, ['category'], 'minute'), targetLegend(['category'])),
+      ),
+    )
+    .withRow(new RowBuilder('Admin API (phasebench serve)'))
+    .withPanel(
+      timeseries(
+        'Requests per second',
+        'HTTP requests the admin API answered, by route pattern, method and status code.',
+        'reqps',
+      ).withTarget(
+        query(
+          targetRate(HTTP_METRIC_NAMES.requests, ['route', 'method', 'status']),
+          targetLegend(['method', 'route', 'status']),
+        ),
+      ),
+    )
+    .withPanel(
+      timeseries(
+        'Request duration',
+        'Time from receiving a request to sending its answer, by route pattern and method.',
+        's',
+      ).targets(
+        quantiles(
+          HTTP_METRIC_NAMES.requestDuration,
+          JOB_INSTANCE,
+          'job, instance, route, method',
+          targetLegend(['method', 'route']),
+        ),
+      ),
+    )
+    .withPanel(
+      timeseries(
+        'Commands accepted per minute',
+        'Commands the admin API appended to the event log as CommandAccepted, by command type.',
+        'short',
+      ).withTarget(
+        query(targetRate(HTTP_METRIC_NAMES.commandsAccepted, ['type'], 'minute'), targetLegend(['type'])),
+      ),
+    )
+    .withRow(new RowBuilder('Processes'))
+    .withPanel(
+      timeseries(
+        'CPU per job',
+        'CPU seconds per second of each job, all its targets together.',
+        'short',
+      ).withTarget(
+        query(
+          `sum by (job) (rate(${PROCESS_METRICS.cpuSeconds}{${JOB_INSTANCE}}[$__rate_interval]))`,
+          '{{job}}',
+        ),
+      ),
+    )
+    .withPanel(
+      timeseries('Event loop lag p99 per job', 'The worst target of each job.', 's').withTarget(
+        query(`max by (job) (${PROCESS_METRICS.eventLoopLagP99Seconds}{${JOB_INSTANCE}})`, '{{job}}'),
+      ),
+    )
+    .withPanel(
+      timeseries(
+        'Memory per job',
+        'Resident memory and used V8 heap of each job, all its targets together.',
+        'bytes',
+      ).targets([
+        query(`sum by (job) (${PROCESS_METRICS.residentMemoryBytes}{${JOB_INSTANCE}})`, 'rss {{job}}', 'A'),
+        query(`sum by (job) (${PROCESS_METRICS.heapUsedBytes}{${JOB_INSTANCE}})`, 'heap {{job}}', 'B'),
+      ]),
+    )
+    .build();
+}
+
 /** Grafana's provisioning: the Prometheus and Jaeger datasources (by the uids the dashboards use) and the dashboards folder. */
 export function provisioning(): { datasources: unknown; dashboards: unknown } {
   return {
@@ -431,6 +603,7 @@ export function generatedFiles(): Map<string, string> {
   return new Map([
     ['dashboards/phasebench-rollout.json', json(rolloutDashboard())],
     ['dashboards/phasebench-compare.json', json(compareDashboard())],
+    ['dashboards/phasebench-services.json', json(servicesDashboard())],
     ['deploy/grafana/provisioning/datasources/phasebench.yaml', header + stringify(datasources)],
     ['deploy/grafana/provisioning/dashboards/phasebench.yaml', header + stringify(dashboards)],
   ]);

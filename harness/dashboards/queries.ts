@@ -1,7 +1,8 @@
 /**
  * The PromQL inside the generated dashboards, for the tests that run it against a real
- * Prometheus: on a backfilled simulated run (build.test.ts) and on a live run
- * (harness/live/prometheus-live.test.ts).
+ * Prometheus: on a backfilled simulated run (build.test.ts), on a live run
+ * (harness/live/prometheus-live.test.ts) and on the live services that ran one
+ * (harness/cli/services-prometheus.test.ts).
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -53,13 +54,32 @@ export function variableQueries(dashboard: Dashboard): string[] {
   return (dashboard.templating?.list ?? []).map((v) => String(v.query));
 }
 
-/** The dashboards as committed in `<root>/dashboards/*.json`, by file name. */
-export function committedDashboards(root: string): Array<{ file: string; dashboard: Dashboard }> {
+/**
+ * What a dashboard charts: the families of runs, picked by a `run` variable (`run`: rollout,
+ * compare), or the live services' own, picked by Prometheus's `job` (`services`). The
+ * generator tags each dashboard with its kind.
+ */
+export type DashboardKind = 'run' | 'services';
+
+export function dashboardKind(dashboard: Dashboard): DashboardKind {
+  return dashboard.tags?.includes('services') ? 'services' : 'run';
+}
+
+/**
+ * The dashboards of one kind as committed in `<root>/dashboards/*.json`, by file name. The run
+ * dashboards by default: a live run's Prometheus checks those; the services dashboard needs the
+ * services scraped (harness/cli/services-prometheus.test.ts).
+ */
+export function committedDashboards(
+  root: string,
+  kind: DashboardKind = 'run',
+): Array<{ file: string; dashboard: Dashboard }> {
   const folder = join(root, 'dashboards');
   return readdirSync(folder)
     .filter((file) => file.endsWith('.json'))
     .sort()
-    .map((file) => ({ file, dashboard: JSON.parse(readFileSync(join(folder, file), 'utf8')) as Dashboard }));
+    .map((file) => ({ file, dashboard: JSON.parse(readFileSync(join(folder, file), 'utf8')) as Dashboard }))
+    .filter(({ dashboard }) => dashboardKind(dashboard) === kind);
 }
 
 /**

@@ -218,6 +218,13 @@ export const HTTP_METRIC_NAMES = {
   commandsAccepted: 'phasebench_commands_accepted_total',
 } as const;
 
+/** The type of each HTTP_METRIC_NAMES family, so dashboards know a histogram's `_bucket` series. */
+export const HTTP_METRIC_TYPES: Readonly<Record<keyof typeof HTTP_METRIC_NAMES, MetricType>> = {
+  requests: 'counter',
+  requestDuration: 'histogram',
+  commandsAccepted: 'counter',
+};
+
 export const PUSH_OUTCOMES = ['acknowledged', 'expired'] as const;
 export type PushOutcome = (typeof PUSH_OUTCOMES)[number];
 
@@ -251,13 +258,28 @@ export const PROCESS_METRICS = {
 
 /** Every series name a query may use: counters and gauges as named, histograms with their suffixes. */
 export function seriesNames(): string[] {
-  const names: string[] = [];
-  for (const metric of METRIC_DEFINITIONS) {
-    if (metric.type === 'histogram')
-      names.push(`${metric.name}_bucket`, `${metric.name}_sum`, `${metric.name}_count`);
-    else names.push(metric.name);
-  }
-  return [...names, ...Object.values(PROCESS_METRICS)];
+  return [...METRIC_DEFINITIONS.flatMap(seriesOf), ...Object.values(PROCESS_METRICS)];
+}
+
+/**
+ * Every series name of the live services' own families (SERVICE_METRICS, HTTP_METRIC_NAMES) and
+ * of PROCESS_METRICS: what the services dashboard may query.
+ */
+export function serviceSeriesNames(): string[] {
+  const families: Array<{ name: string; type: MetricType }> = [
+    ...Object.values(SERVICE_METRICS),
+    ...(Object.keys(HTTP_METRIC_NAMES) as Array<keyof typeof HTTP_METRIC_NAMES>).map((key) => ({
+      name: HTTP_METRIC_NAMES[key],
+      type: HTTP_METRIC_TYPES[key],
+    })),
+  ];
+  return [...families.flatMap(seriesOf), ...Object.values(PROCESS_METRICS)];
+}
+
+function seriesOf(metric: { name: string; type: MetricType }): string[] {
+  return metric.type === 'histogram'
+    ? [`${metric.name}_bucket`, `${metric.name}_sum`, `${metric.name}_count`]
+    : [metric.name];
 }
 
 type LabelsOf<D> = D extends { labels: readonly (infer L extends string)[] } ? L : never;

@@ -7,7 +7,9 @@
  *   simulator        the engine deciding and evolving, envelopes stamped: no projection, no log
  *   full pipeline    simulator + projection + SHA-256 of the log + gzip log file (what `run` does)
  *
- * It prints figures and ratios; it asserts nothing (the machine is shared and noisy). The simulator
+ * It prints figures and ratios; it asserts nothing (the machine is shared and noisy). Ratios are of
+ * events per wall-clock second; each stage's CPU time (all threads, the collector's helpers included)
+ * and the load average are printed beside them, to tell a slower stage from a busier machine. The simulator
  * and pipeline stages start from a collected heap, so neither pays for the garbage of what ran
  * before it (generating the fleet, the stage before).
  *
@@ -16,7 +18,7 @@
  *   npm run bench -- --json               machine-readable figures on stdout
  */
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { setFlagsFromString } from 'node:v8';
@@ -47,6 +49,11 @@ const now = (): number => performance.now();
 setFlagsFromString('--expose-gc');
 const collectGarbage = runInNewContext('gc') as () => void;
 const rssMb = (): number => Math.round(process.resourceUsage().maxRSS / 1024);
+/** CPU time of the whole process so far (ms), every thread included. */
+const cpuMs = (): number => {
+  const { user, system } = process.cpuUsage();
+  return (user + system) / 1000;
+};
 
 function burstScenario(n: number): Scenario {
   const instances = Array.from({ length: Math.ceil(n / 2000) }, (_, i) => ({
@@ -68,7 +75,7 @@ function burstScenario(n: number): Scenario {
 }
 
 /** The hold model: `live` events in the heap; each pop schedules one more. No work per event. */
-function bareLoop(events: number, live: number): number {
+function bareLoop(events: number, live: number): { wallMs: number; cpuMs: number } {
   const heap = new TimeHeap<number>();
   let x = 12345;
   const next = (): number => {
@@ -77,18 +84,20 @@ function bareLoop(events: number, live: number): number {
   };
   for (let i = 0; i < live; i++) heap.push(next(), i);
   const started = now();
+  const startedCpu = cpuMs();
   for (let i = 0; i < events; i++) {
     const at = heap.peekTime()!;
     const item = heap.pop()!;
     heap.push(at + next(), item);
   }
-  return now() - started;
+  return { wallMs: now() - started, cpuMs: cpuMs() - startedCpu };
 }
 
 interface Stage {
   stage: string;
   events: number;
   wallMs: number;
+  cpuMs: number;
   eventsPerSecond: number;
   peakRssMb: number;
 }
@@ -118,12 +127,14 @@ const stages: Stage[] = [];
 log('simulator only…');
 collectGarbage();
 started = now();
+let startedCpu = cpuMs();
 const core = simulatePlan(scenario, 'burst', { fleet, random });
 let wall = now() - started;
 stages.push({
   stage: 'simulator',
   events: core.events,
   wallMs: wall,
+  cpuMs: cpuMs() - startedCpu,
   eventsPerSecond: (core.events / wall) * 1000,
   peakRssMb: rssMb(),
 });
@@ -133,6 +144,7 @@ collectGarbage();
 const dir = mkdtempSync(join(tmpdir(), 'phasebench-bench-'));
 const logPath = join(dir, 'burst.ndjson.gz');
 started = now();
+startedCpu = cpuMs();
 const writer = new StreamingLogWriter(logPath);
 const full = runPlan(scenario, 'burst', {
   fleet,
@@ -142,12 +154,14 @@ const full = runPlan(scenario, 'burst', {
 });
 writer.close();
 wall = now() - started;
+const fullCpu = cpuMs() - startedCpu;
 const logBytes = statSync(logPath).size;
 rmSync(dir, { recursive: true, force: true });
 stages.push({
   stage: 'full pipeline',
   events: full.metrics.events,
   wallMs: wall,
+  cpuMs: fullCpu,
   eventsPerSecond: (full.metrics.events / wall) * 1000,
   peakRssMb: rssMb(),
 });
@@ -155,12 +169,13 @@ stages.push({
 // The bare loop allocates nothing, so it gets no collection first: the collector's background
 // sweeping would compete with it for the CPU.
 log('bare loop…');
-const bareWall = bareLoop(core.events, 1000);
+const bareRun = bareLoop(core.events, 1000);
 const bare: Stage = {
   stage: 'bare loop',
   events: core.events,
-  wallMs: bareWall,
-  eventsPerSecond: (core.events / bareWall) * 1000,
+  wallMs: bareRun.wallMs,
+  cpuMs: bareRun.cpuMs,
+  eventsPerSecond: (core.events / bareRun.wallMs) * 1000,
   peakRssMb: rssMb(),
 };
 
@@ -171,18 +186,23 @@ const result = {
   pushDeliveryP95Ms: full.metrics.pushDelivery.p95Ms,
   logBytes,
   commandsProcessed: core.commandsProcessed,
+  /** The machine's 1-minute load average when the stages had run. */
+  loadAverage: loadavg()[0]!,
   stages: [bare, ...stages].map((s) => ({ ...s, ratioToBare: s.eventsPerSecond / bare.eventsPerSecond })),
 };
 
 if (args.json) {
   console.log(JSON.stringify(result, null, 2));
 } else {
-  const table = new Table({ head: ['stage', 'events', 'wall', 'events/s', 'vs bare loop', 'peak RSS'] });
+  const table = new Table({
+    head: ['stage', 'events', 'wall', 'CPU', 'events/s', 'vs bare loop', 'peak RSS'],
+  });
   for (const s of result.stages) {
     table.push([
       s.stage,
       s.events.toLocaleString('en-US'),
       `${(s.wallMs / 1000).toFixed(2)} s`,
+      `${(s.cpuMs / 1000).toFixed(2)} s`,
       Math.round(s.eventsPerSecond).toLocaleString('en-US'),
       `${(s.ratioToBare * 100).toFixed(1)}%`,
       `${s.peakRssMb} MB`,
@@ -191,6 +211,7 @@ if (args.json) {
   console.log(table.toString());
   console.log(
     `makespan ${(result.makespanMs / 60_000).toFixed(1)} min (throttle bound ${((devices - 1) / 300).toFixed(1)} min), ` +
-      `log ${(logBytes / 1e6).toFixed(1)} MB gzip, peak RSS is the process peak so far.`,
+      `log ${(logBytes / 1e6).toFixed(1)} MB gzip, peak RSS is the process peak so far, ` +
+      `load average ${result.loadAverage.toFixed(1)} on ${availableParallelism()} cores.`,
   );
 }

@@ -143,7 +143,12 @@ export function generateFleet(scenario: Scenario, random: RandomSource): Fleet {
         recradleDelayMs: sample(spec.recradleDelay, rng),
       };
       if (!alwaysOnline) {
-        device.coverage = new CoverageTimeline(spec.coverage.online, spec.coverage.offline, coverageStreams, index);
+        device.coverage = new CoverageTimeline(
+          spec.coverage.online,
+          spec.coverage.offline,
+          coverageStreams,
+          index,
+        );
       }
       users[index] = user;
       devices[index] = device;
@@ -244,7 +249,10 @@ export class CoverageTimeline {
   private extendPast(at: number): void {
     while (this.flips[this.flips.length - 1]! <= at) {
       const onlineNext = (this.flips.length % 2 === 0) === this.startsOnline;
-      const stretch = Math.max(1, sample(onlineNext ? this.online : this.offline, this.streams.at(this.device)));
+      const stretch = Math.max(
+        1,
+        sample(onlineNext ? this.online : this.offline, this.streams.at(this.device)),
+      );
       this.flips.push(this.flips[this.flips.length - 1]! + stretch);
     }
   }

@@ -603,6 +603,49 @@ describe('DeadLetteringConsumer', () => {
     expect(second.counts().handled).toBe(200 - handledBeforeStop);
   });
 
+  it('with commitIntervalMs, commits what it handled when the interval is up and when it stops, so a restarted member handles each message once', async () => {
+    const topics = await newTopics(2);
+    const sent = Array.from({ length: 200 }, (_, n) => validMessage('deviceEvents', n));
+    const offsets = await produce(
+      topics.deviceEvents.name,
+      sent.map(({ key, value }, n) => ({ key, value: json(value), partition: n % 2 })),
+    );
+    const lastOffsets = new Map([0, 1].map((p) => [p, offsets.filter((_, n) => n % 2 === p).at(-1)!]));
+    const groupId = `test-${randomUUID()}`;
+    const handled = new Map<string, number>();
+    const handle = async (message: { topic: string; partition: number; offset: string }): Promise<void> => {
+      const at = coordinates(message.topic, message.partition, message.offset);
+      handled.set(at, (handled.get(at) ?? 0) + 1);
+    };
+    const options = { groupId, topics, roles: ['deviceEvents'] as const, fromBeginning: true, handle };
+    const first = await startConsumer({ ...options, commitIntervalMs: 200 });
+    await vi.waitFor(() => expect(handled.size).toBe(200), { timeout: 30_000, interval: 50 });
+    await first.stop();
+    await expect(first.done).resolves.toBeUndefined();
+    const committed = await committedOffsets(groupId, topics.deviceEvents.name);
+    for (const [partition, last] of lastOffsets) {
+      expect(committed.get(partition)).toBe((BigInt(last) + 1n).toString());
+    }
+
+    // More while it is down; the next member takes up after what the first one committed.
+    const more = Array.from({ length: 20 }, (_, n) => validMessage('deviceEvents', 200 + n));
+    await produce(
+      topics.deviceEvents.name,
+      more.map(({ key, value }, n) => ({ key, value: json(value), partition: n % 2 })),
+    );
+    const second = await startConsumer({ ...options, commitIntervalMs: 60_000 });
+    await vi.waitFor(() => expect(handled.size).toBe(220), { timeout: 30_000, interval: 50 });
+    // Within its interval nothing is committed until stop(), which commits it all.
+    await second.stop();
+    const third = await startConsumer({ ...options, commitIntervalMs: 60_000 });
+    await vi.waitFor(() => expect(third.counts().groupJoins).toBeGreaterThan(0), { timeout: 30_000 });
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    await third.stop();
+    expect([...handled.values()].filter((count) => count !== 1)).toEqual([]);
+    expect(second.counts().handled).toBe(20);
+    expect(third.counts().handled).toBe(0);
+  });
+
   it('refuses to consume the DLQ it writes to, and a DLQ topic that does not exist', async () => {
     const topics = await newTopics(1);
     const handle = async (): Promise<void> => {};

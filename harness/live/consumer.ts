@@ -96,6 +96,17 @@ export interface DeadLetteringConsumerOptions<R extends ConsumedRole> {
   epochMs?: () => number;
   /** How long the broker may hold a fetch open waiting for messages, in ms. Default 1_000. */
   maxWaitTimeInMs?: number;
+  /**
+   * Commit what was handled at most this often, in wall ms, in one request for every partition,
+   * instead of after each batch (default 0: each batch commits its partition before the next
+   * fetch). Each commit is a write to the group's offsets topic, and per batch it is a round trip
+   * before the next fetch: a member on a hot path (the fleet: every answer it sends is awaited)
+   * saves both. A batch commits when the interval is up, so offsets handled while the topic then
+   * goes quiet wait for the next batch or stop(), which commits everything handled. Delivery stays
+   * at-least-once, with more to repeat: what was handled since the last commit comes again after a
+   * crash or a rebalance, so only for handlers whose work may be done twice.
+   */
+  commitIntervalMs?: number;
 }
 
 /** What a handler may use while it holds a message. */
@@ -181,6 +192,10 @@ export class DeadLetteringConsumer<R extends ConsumedRole> {
   };
   #failure: unknown;
   #stopping: Promise<void> | undefined;
+  /** With commitIntervalMs: the next offset to read of each partition, handled but not committed. */
+  readonly #uncommitted = new Map<string, { topic: string; partition: number; offset: string }>();
+  #lastCommitMs = Number.NEGATIVE_INFINITY;
+  #committing: Promise<void> | undefined;
   #settle: { resolve: () => void; reject: (error: unknown) => void } = {
     resolve: () => {},
     reject: () => {},
@@ -242,6 +257,8 @@ export class DeadLetteringConsumer<R extends ConsumedRole> {
     const live = new DeadLetteringConsumer(options, roleOfTopic, consumer, writer);
     consumer.on(consumer.events.GROUP_JOIN, () => {
       live.#counts.groupJoins++;
+      // The partitions may be another member's now: what was not committed is theirs to handle again.
+      live.#uncommitted.clear();
     });
     consumer.on(consumer.events.CRASH, ({ payload }) => {
       if (!payload.restart) {
@@ -299,6 +316,8 @@ export class DeadLetteringConsumer<R extends ConsumedRole> {
   #shutdown(): Promise<void> {
     this.#stopping ??= (async () => {
       this.#abort.abort();
+      // What earlier batches handled, while the member still runs (a batch in hand commits its own).
+      await this.#commitHandled().catch(() => {});
       try {
         // Waits for the batch in hand to finish (it sees isRunning() turn false) before leaving.
         await this.#consumer.disconnect();
@@ -395,23 +414,42 @@ export class DeadLetteringConsumer<R extends ConsumedRole> {
         for (const [category, count] of lettersByCategory) this.#counts.deadLettered[category] += count;
       }
       payload.resolveOffset(done);
-      await this.#commit(payload, (BigInt(done) + 1n).toString());
+      const next = { topic: batch.topic, partition: batch.partition, offset: (BigInt(done) + 1n).toString() };
+      const intervalMs = this.#options.commitIntervalMs ?? 0;
+      if (intervalMs <= 0) {
+        await this.#commit(payload, [next]);
+      } else {
+        this.#uncommitted.set(`${next.topic}\0${next.partition}`, next);
+        const due = this.#wallTime().nowMs() - this.#lastCommitMs >= intervalMs;
+        // Otherwise a later batch commits it, or stop() does.
+        if (due || interruption !== undefined || this.#stopping !== undefined)
+          await this.#commitHandled(payload);
+      }
     }
     // kafkajs rejoins the group on a rebalance error.
     if (interruption !== undefined) throw interruption;
   }
 
   /**
-   * Commits `offset` (the next to read) for the batch's partition. A coordinator that is loading
-   * or moving (a broker restarting, a fresh cluster) is waited for: kafkajs would treat it as a
-   * rebalance, rejoin, and hand the whole batch over again. A real rebalance is not retried:
-   * the partition may be another member's already.
+   * Commits the offsets (each the next to read of its partition), from a batch in hand. A
+   * coordinator that is loading or moving (a broker restarting, a fresh cluster) is waited for:
+   * kafkajs would treat it as a rebalance, rejoin, and hand the whole batch over again. A real
+   * rebalance is not retried: the partition may be another member's already.
    */
-  async #commit(payload: EachBatchPayload, offset: string): Promise<void> {
-    const { topic, partition } = payload.batch;
+  async #commit(
+    payload: EachBatchPayload,
+    offsets: ReadonlyArray<{ topic: string; partition: number; offset: string }>,
+  ): Promise<void> {
+    const byTopic = new Map<string, Array<{ partition: number; offset: string }>>();
+    for (const { topic, partition, offset } of offsets) {
+      const partitions = byTopic.get(topic) ?? [];
+      partitions.push({ partition, offset });
+      byTopic.set(topic, partitions);
+    }
+    const topics = [...byTopic].map(([topic, partitions]) => ({ topic, partitions }));
     for (let attempt = 0; ; attempt++) {
       try {
-        await payload.commitOffsetsIfNecessary({ topics: [{ topic, partitions: [{ partition, offset }] }] });
+        await payload.commitOffsetsIfNecessary({ topics });
         return;
       } catch (error) {
         const type = (error as { type?: unknown }).type;
@@ -420,6 +458,32 @@ export class DeadLetteringConsumer<R extends ConsumedRole> {
         await this.#wait(this.#delayMs(attempt));
       }
     }
+  }
+
+  /**
+   * With commitIntervalMs: commits every partition's handled offsets in one request, one commit at
+   * a time. From a batch in hand its payload commits (a failure reaches kafkajs, which rejoins);
+   * from stop() the consumer does, and a failure only leaves the offsets to be delivered again.
+   */
+  async #commitHandled(payload?: EachBatchPayload): Promise<void> {
+    while (this.#committing !== undefined) await this.#committing.catch(() => {});
+    if (this.#uncommitted.size === 0) return;
+    const offsets = [...this.#uncommitted.values()];
+    this.#uncommitted.clear();
+    this.#lastCommitMs = this.#wallTime().nowMs();
+    this.#committing =
+      payload === undefined
+        ? this.#consumer.commitOffsets(offsets).then(() => {})
+        : this.#commit(payload, offsets);
+    try {
+      await this.#committing;
+    } finally {
+      this.#committing = undefined;
+    }
+  }
+
+  #wallTime(): WallTime {
+    return this.#options.wallTime ?? systemWallTime;
   }
 
   /**
@@ -497,7 +561,7 @@ export class DeadLetteringConsumer<R extends ConsumedRole> {
         resolve();
       };
       signal.addEventListener('abort', wake, { once: true });
-      (this.#options.wallTime ?? systemWallTime).after(delayMs, wake);
+      this.#wallTime().after(delayMs, wake);
     });
   }
 }

@@ -22,6 +22,9 @@ export const FLEET_GROUP = 'phasebench-fleet';
 /** Answers per produce request at most; kafkajs sends one record batch per partition per request. */
 const ANSWERS_PER_REQUEST = 2_000;
 
+/** How often the fleet commits the pushes it has handled, in wall ms. */
+const FLEET_COMMIT_INTERVAL_MS = 1_000;
+
 export interface FleetWorkerOptions {
   kafka: Kafka;
   topics: LiveTopics;
@@ -73,9 +76,13 @@ export class FleetWorker {
       topics: options.topics,
       fromBeginning: options.fromBeginning ?? true,
       maxWaitTimeInMs: 50,
-      // Each partition's batch ends with a commit: one after another they would add up to a
-      // round trip per partition before the next fetch, and the run's engine waits on every answer.
+      // The partitions' batches are handled together: one after another, each would wait for the
+      // one before, and the run's engine waits on every answer.
       partitionsConsumedConcurrently: options.topics.pushes.partitions,
+      // Not a commit per batch: that was a write to the offsets topic and a round trip before the
+      // next fetch, on the path every answer takes (about as many commits as pushes requests). A
+      // push handled again after a crash is answered twice, which the engine ignores.
+      commitIntervalMs: FLEET_COMMIT_INTERVAL_MS,
       ...(options.sessionTimeoutMs === undefined ? {} : { sessionTimeoutMs: options.sessionTimeoutMs }),
       ...(options.heartbeatIntervalMs === undefined
         ? {}

@@ -161,7 +161,10 @@ class EventFollower {
     for (let attempt = 1; ; attempt++) {
       const consumer = kafka.consumer({
         groupId: `phasebench-live.${run}.${process.pid}.${Date.now()}`,
+        // Nothing waits on the driver: a fetch may wait for a few appends' worth (the engine
+        // appends ~128 KB at a time) rather than return on each, within the same 50 ms as before.
         maxWaitTimeInMs: 50,
+        minBytes: 256 * 1024,
         allowAutoTopicCreation: false,
       });
       const follower = new EventFollower(consumer, onEvent, onProgress);

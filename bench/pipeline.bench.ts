@@ -10,10 +10,18 @@
  *   pipeline              an IT policy change to N always-online devices (default 50,000) on
  *                         N/2,000 instances with every throttle off, at a time scale (default
  *                         100,000) that leaves the wall clock nothing to wait for, so the engine,
- *                         the fleet and the broker set the pace. The engine and fleet workers run in
- *                         the driver's process, as `phasebench live` starts them by default;
- *                         `--services` runs them as `phasebench engine` and `phasebench fleet`
- *                         child processes instead, as deployed
+ *                         the fleet and the broker set the pace. The engine and the fleet run as
+ *                         `phasebench engine` and `phasebench fleet` child processes, as deployed
+ *                         (each gets a core's share of its own; the driver follows the log in this
+ *                         process). They are started for the round on its own topics and carry a
+ *                         small unmeasured run first (a fifth of the devices), as long-running
+ *                         services would have, so the measured run does not pay their JIT warm-up.
+ *                         `--in-process` runs both workers in the driver's process instead, as
+ *                         `phasebench live` starts them by default: one thread does it all
+ *
+ * Each round (default 3) runs ProducerPerformance and then the pipeline, each on fresh topics, and
+ * prints both figures and their ratio; the summary is the median of the rounds (the machine is
+ * shared and noisy: compare medians, and runs alternated with the change you are measuring).
  *
  * The headline, "events/s": the run's log events (each once, by id) over the wall seconds from the
  * startRun command (its broker timestamp) to the last event the driver read back from the log
@@ -33,13 +41,16 @@
  * asserts nothing.
  *
  *   npm run bench:pipeline
- *   npm run bench:pipeline -- --devices 20000 --services
+ *   npm run bench:pipeline -- --devices 20000 --in-process --rounds 1
  *   npm run bench:pipeline -- --brokers 127.0.0.1:19092      a running broker (topics are deleted after)
  *   npm run bench:pipeline -- --json
+ *   npm run bench:pipeline -- --cpu-prof .cache/prof     CPU profiles of the measured run: this process
+ *                                                        (driver.cpuprofile) and each service (engine/, fleet/)
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import Table from 'cli-table3';
@@ -64,8 +75,10 @@ const { values: args } = parseArgs({
     port: { type: 'string', default: '19892' },
     brokers: { type: 'string' },
     'time-scale': { type: 'string', default: '100000' },
-    services: { type: 'boolean', default: false },
+    'in-process': { type: 'boolean', default: false },
+    rounds: { type: 'string', default: '3' },
     json: { type: 'boolean', default: false },
+    'cpu-prof': { type: 'string' },
     // Internal: the warm-up run's child process, on the topics with this prefix.
     'warm-up': { type: 'string' },
   },
@@ -73,7 +86,8 @@ const { values: args } = parseArgs({
 const devices = positiveInteger('devices', args.devices);
 const port = positiveInteger('port', args.port);
 const timeScale = positiveInteger('time-scale', args['time-scale']);
-const inProcess = !args.services;
+const inProcess = args['in-process'];
+const rounds = positiveInteger('rounds', args.rounds);
 
 function positiveInteger(name: string, text: string): number {
   const value = Number(text);
@@ -246,10 +260,14 @@ async function startService(
   name: 'engine' | 'fleet',
   bootstrap: string,
   prefix: string,
+  cpuProfileDir: string | undefined,
 ): Promise<ChildProcess> {
   const child = spawn(
     process.execPath,
-    [BIN, name, '--brokers', bootstrap, '--topic-prefix', prefix, '--metrics-port', '0'],
+    [
+      ...(cpuProfileDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${cpuProfileDir}/${name}`]),
+      ...[BIN, name, '--brokers', bootstrap, '--topic-prefix', prefix, '--metrics-port', '0'],
+    ],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );
   let output = '';
@@ -339,13 +357,36 @@ async function pipeline(
   topics: LiveTopics,
   scenario: Scenario,
   brokerPid: number | undefined,
+  options: { cpuProfileDir?: string; warmUp?: Scenario } = {},
 ): Promise<PipelineResult> {
+  const { cpuProfileDir, warmUp } = options;
   const suffix = randomUUID();
   const run = liveRunId(scenario, PLAN, suffix);
   // The services join their groups before the command is sent: the clock starts on a ready pipeline.
   const services = inProcess
     ? []
-    : [await startService('engine', bootstrap, prefix), await startService('fleet', bootstrap, prefix)];
+    : [
+        await startService('engine', bootstrap, prefix, cpuProfileDir),
+        await startService('fleet', bootstrap, prefix, cpuProfileDir),
+      ];
+  if (warmUp !== undefined && !inProcess) {
+    await runLive(warmUp, PLAN, {
+      kafka,
+      topics,
+      timeScale,
+      runSuffix: randomUUID(),
+      inProcess: false,
+      leadMs: 0,
+      stallTimeoutMs: 60_000,
+    });
+  }
+  // The topics hold the warm-up run's messages too: the measured run's are the difference.
+  const countTopics = (): Promise<number[]> =>
+    Promise.all(
+      [topics.events, topics.pushes, topics.deviceEvents, topics.dlq].map((t) => messagesOn(kafka, t.name)),
+    );
+  const before = await countTopics();
+  const profiler = cpuProfileDir === undefined ? undefined : await startProfiler();
   const samplers = services.map((child) => new ProcessSampler(child.pid!));
   const brokerSampler = brokerPid === undefined ? undefined : new ProcessSampler(brokerPid);
   const driverCpuAtStart = process.cpuUsage();
@@ -385,10 +426,14 @@ async function pipeline(
     });
   } finally {
     cpuAtEnd ??= readCpu();
+    if (profiler !== undefined) await profiler.stop(`${cpuProfileDir}/driver.cpuprofile`);
     await Promise.allSettled(services.map(stopService));
   }
   const { driver, services: serviceFigures, broker } = cpuAtEnd;
   const startedAt = await startRunTimestamp(kafka, topics.commands.name, run);
+  const [logMessages, pushMessages, ackMessages, deadLetters] = (await countTopics()).map(
+    (n, i) => n - before[i]!,
+  );
   let logBytes = 0;
   for (const event of live.events) logBytes += Buffer.byteLength(serializeTrustedEvent(event));
   return {
@@ -396,10 +441,10 @@ async function pipeline(
     runId: run,
     events: live.events.length,
     duplicateEvents: live.duplicateEvents,
-    logMessages: await messagesOn(kafka, topics.events.name),
-    pushMessages: await messagesOn(kafka, topics.pushes.name),
-    ackMessages: await messagesOn(kafka, topics.deviceEvents.name),
-    deadLetters: await messagesOn(kafka, topics.dlq.name),
+    logMessages: logMessages!,
+    pushMessages: pushMessages!,
+    ackMessages: ackMessages!,
+    deadLetters: deadLetters!,
     logBytes,
     wallMs: lastEventAt - startedAt,
     flowWallMs: lastEventAt - firstEventAt,
@@ -420,6 +465,23 @@ async function pipeline(
   };
 }
 
+/** A CPU profile of this process (the inspector's, as node --cpu-prof writes), from now until stop(). */
+async function startProfiler(): Promise<{ stop(path: string): Promise<void> }> {
+  const { Session } = await import('node:inspector/promises');
+  const session = new Session();
+  session.connect();
+  await session.post('Profiler.enable');
+  await session.post('Profiler.start');
+  return {
+    async stop(path) {
+      const { profile } = await session.post('Profiler.stop');
+      mkdirSync(dirname(path), { recursive: true });
+      writeFileSync(path, JSON.stringify(profile));
+      session.disconnect();
+    },
+  };
+}
+
 /**
  * The warm-up live run, in a child process of its own: run in this one, its garbage and the heap it
  * grew would be the measured run's to collect (measured: a tenth more CPU per event).
@@ -433,7 +495,7 @@ async function warmUpInChild(bootstrap: string, prefix: string): Promise<void> {
       fileURLToPath(import.meta.url),
       ...['--warm-up', prefix, '--brokers', bootstrap],
       ...['--devices', String(devices), '--time-scale', String(timeScale)],
-      ...(inProcess ? [] : ['--services']),
+      ...(inProcess ? ['--in-process'] : []),
     ],
     { stdio: ['ignore', 'ignore', 'inherit'] },
   );
@@ -498,15 +560,27 @@ async function main(): Promise<void> {
       : Number(readFileSync(`${ROOT}.cache/kafka/broker-${broker.port}.pid`, 'utf8').trim()) || undefined;
   const kafka = kafkaClient({ brokers: bootstrap.split(','), clientId: 'phasebench-bench-pipeline' });
   const prefix = `bench-${randomUUID()}.`;
-  const topics = liveTopics({ prefix });
   const warmupPrefix = `${prefix}warmup.`;
   const warmupTopics = liveTopics({ prefix: warmupPrefix });
-  const perfTopic: TopicSpec = { ...topics.events, name: `${prefix}producer-performance` };
-  const warmupPerfTopic: TopicSpec = { ...topics.events, name: `${warmupPrefix}producer-performance` };
-  const allTopics = [...Object.values(topics), ...Object.values(warmupTopics), perfTopic, warmupPerfTopic];
+  const warmupPerfTopic: TopicSpec = { ...warmupTopics.events, name: `${warmupPrefix}producer-performance` };
+  // Each round on topics of its own: no round reads or counts another's messages.
+  const roundTopics = Array.from({ length: rounds }, (_, i) => {
+    const topics = liveTopics({ prefix: `${prefix}r${i + 1}.` });
+    return {
+      prefix: `${prefix}r${i + 1}.`,
+      topics,
+      perf: { ...topics.events, name: `${prefix}r${i + 1}.producer-performance` },
+    };
+  });
+  const allTopics = [
+    ...Object.values(warmupTopics),
+    warmupPerfTopic,
+    ...roundTopics.flatMap((r) => [...Object.values(r.topics), r.perf]),
+  ];
+  // The services' own unmeasured run before each measured one (see the header).
+  const serviceWarmUp = pipelineScenario(Math.max(2_000, Math.round(devices / 5)));
 
-  let perf: ProducerPerformanceResult;
-  let live: PipelineResult;
+  const results: Array<{ perf: ProducerPerformanceResult; live: PipelineResult }> = [];
   try {
     const admin = kafka.admin();
     await admin.connect();
@@ -520,12 +594,24 @@ async function main(): Promise<void> {
     await producerPerformance(bootstrap, warmupPerfTopic.name, expectedEvents, recordBytes);
     await warmUpInChild(bootstrap, warmupPrefix);
 
-    log(
-      `ProducerPerformance: ${expectedEvents.toLocaleString('en-US')} records of ${recordBytes} bytes, acks=all…`,
-    );
-    perf = await producerPerformance(bootstrap, perfTopic.name, expectedEvents, recordBytes);
-    log('live pipeline…');
-    live = await pipeline(kafka, bootstrap, prefix, topics, scenario, brokerPid);
+    for (const [i, round] of roundTopics.entries()) {
+      log(
+        `round ${i + 1} of ${rounds}: ProducerPerformance, ${expectedEvents.toLocaleString('en-US')} records of ` +
+          `${recordBytes} bytes, acks=all…`,
+      );
+      const perf = await producerPerformance(bootstrap, round.perf.name, expectedEvents, recordBytes);
+      log(`round ${i + 1} of ${rounds}: live pipeline…`);
+      const live = await pipeline(kafka, bootstrap, round.prefix, round.topics, scenario, brokerPid, {
+        // One round's profiles: the first.
+        ...(i === 0 && args['cpu-prof'] !== undefined ? { cpuProfileDir: args['cpu-prof'] } : {}),
+        warmUp: serviceWarmUp,
+      });
+      results.push({ perf, live });
+      log(
+        `round ${i + 1}: ${Math.round(eventsPerSecondOf(live)).toLocaleString('en-US')} events/s, ` +
+          `ProducerPerformance ${Math.round(perf.recordsPerSecond).toLocaleString('en-US')} records/s`,
+      );
+    }
   } finally {
     if (broker !== undefined) {
       await stopBroker(broker);
@@ -537,37 +623,51 @@ async function main(): Promise<void> {
     }
   }
 
-  const eventsPerSecond = (live.events / live.wallMs) * 1000;
-  const flowEventsPerSecond = (live.events / live.flowWallMs) * 1000;
-  const messages = live.logMessages + live.pushMessages + live.ackMessages;
-  const messagesPerSecond = (messages / live.wallMs) * 1000;
-  const ratio = eventsPerSecond / perf.recordsPerSecond;
+  const roundFigures = results.map(({ perf, live }) => {
+    const eventsPerSecond = eventsPerSecondOf(live);
+    const messages = live.logMessages + live.pushMessages + live.ackMessages;
+    return {
+      producerPerformance: perf,
+      pipeline: {
+        ...live,
+        expectedEvents,
+        expectedPushes,
+        pushesResent: live.pushMessages - expectedPushes,
+        eventsPerSecond,
+        flowEventsPerSecond: (live.events / live.flowWallMs) * 1000,
+        messages,
+        messagesPerSecond: (messages / live.wallMs) * 1000,
+        logMegabytesPerSecond: live.logBytes / 1e6 / (live.wallMs / 1000),
+      },
+      ratio: eventsPerSecond / perf.recordsPerSecond,
+    };
+  });
+  const median = {
+    eventsPerSecond: medianOf(roundFigures.map((r) => r.pipeline.eventsPerSecond)),
+    producerPerformanceRecordsPerSecond: medianOf(
+      roundFigures.map((r) => r.producerPerformance.recordsPerSecond),
+    ),
+    ratio: medianOf(roundFigures.map((r) => r.ratio)),
+  };
   const result = {
     devices,
     instances: scenario.domain.instances.length,
     timeScale,
+    workers: inProcess ? 'in-process' : 'services',
     targetEventsPerSecond: TARGET_EVENTS_PER_SECOND,
-    producerPerformance: perf,
-    pipeline: {
-      ...live,
-      expectedEvents,
-      expectedPushes,
-      pushesResent: live.pushMessages - expectedPushes,
-      eventsPerSecond,
-      flowEventsPerSecond,
-      messages,
-      messagesPerSecond,
-      logMegabytesPerSecond: live.logBytes / 1e6 / (live.wallMs / 1000),
-    },
-    ratio,
+    rounds: roundFigures,
+    median,
   };
 
   if (args.json) {
     console.log(JSON.stringify(result, null, 2));
-  } else {
-    const count = (n: number): string => Math.round(n).toLocaleString('en-US');
-    const seconds = (ms: number): string => `${(ms / 1000).toFixed(2)} s`;
-    const percent = (x: number): string => `${(x * 100).toFixed(1)}%`;
+    return;
+  }
+  const count = (n: number): string => Math.round(n).toLocaleString('en-US');
+  const seconds = (ms: number): string => `${(ms / 1000).toFixed(2)} s`;
+  const percent = (x: number): string => `${(x * 100).toFixed(1)}%`;
+  for (const [i, { producerPerformance: perf, pipeline: live, ratio }] of roundFigures.entries()) {
+    console.log(`round ${i + 1} of ${rounds}`);
     const throughput = new Table({
       head: ['measured', 'records', 'wall', 'records/s', 'MB/s', 'vs ProducerPerformance'],
     });
@@ -584,25 +684,25 @@ async function main(): Promise<void> {
         'pipeline: log events (events/s)',
         count(live.events),
         seconds(live.wallMs),
-        count(eventsPerSecond),
-        result.pipeline.logMegabytesPerSecond.toFixed(2),
+        count(live.eventsPerSecond),
+        live.logMegabytesPerSecond.toFixed(2),
         percent(ratio),
       ],
       [
         'pipeline: log events, first to last',
         count(live.events),
         seconds(live.flowWallMs),
-        count(flowEventsPerSecond),
+        count(live.flowEventsPerSecond),
         '',
-        percent(flowEventsPerSecond / perf.recordsPerSecond),
+        percent(live.flowEventsPerSecond / perf.recordsPerSecond),
       ],
       [
         'pipeline: events + pushes + acks',
-        count(messages),
+        count(live.messages),
         seconds(live.wallMs),
-        count(messagesPerSecond),
+        count(live.messagesPerSecond),
         '',
-        percent(messagesPerSecond / perf.recordsPerSecond),
+        percent(live.messagesPerSecond / perf.recordsPerSecond),
       ],
     );
     const resources = new Table({ head: ['process', 'CPU', 'CPU per log event', 'peak RSS'] });
@@ -618,18 +718,48 @@ async function main(): Promise<void> {
     console.log(throughput.toString());
     console.log(resources.toString());
     console.log(
-      `events/s = the run's log events (each once) / wall seconds from the startRun command to the last event ` +
-        `read back by the driver. Target at least ${count(TARGET_EVENTS_PER_SECOND)} events/s: ` +
-        `${eventsPerSecond >= TARGET_EVENTS_PER_SECOND ? 'met' : 'not met'}; pipeline / ProducerPerformance ${percent(ratio)}.`,
-    );
-    console.log(
       `Crossed the broker: ${count(live.logMessages)} log messages (${count(live.events)} events, ` +
         `${count(live.duplicateEvents)} read twice; ${count(expectedEvents)} in virtual time), ` +
-        `${count(live.pushMessages)} pushes (${count(result.pipeline.pushesResent)} resent), ` +
+        `${count(live.pushMessages)} pushes (${count(live.pushesResent)} resent), ` +
         `${count(live.ackMessages)} acknowledgements, ${count(live.deadLetters)} dead letters, 1 startRun command. ` +
-        `ProducerPerformance latency avg ${perf.avgLatencyMs.toFixed(0)} ms, max ${perf.maxLatencyMs.toFixed(0)} ms. ` +
-        `CPU is measured while the run was live (ProducerPerformance: its whole life); peak RSS is each process's ` +
-        `peak so far (this process also ran the run in virtual time).`,
+        `ProducerPerformance latency avg ${perf.avgLatencyMs.toFixed(0)} ms, max ${perf.maxLatencyMs.toFixed(0)} ms.`,
     );
   }
+  const summary = new Table({
+    head: ['round', 'pipeline events/s', 'ProducerPerformance records/s', 'ratio'],
+  });
+  for (const [i, r] of roundFigures.entries()) {
+    summary.push([
+      String(i + 1),
+      count(r.pipeline.eventsPerSecond),
+      count(r.producerPerformance.recordsPerSecond),
+      percent(r.ratio),
+    ]);
+  }
+  summary.push([
+    'median',
+    count(median.eventsPerSecond),
+    count(median.producerPerformanceRecordsPerSecond),
+    percent(median.ratio),
+  ]);
+  console.log(summary.toString());
+  console.log(
+    `Engine and fleet ${inProcess ? 'in the driver process' : 'as services (child processes)'}. ` +
+      `events/s = the run's log events (each once) / wall seconds from the startRun command to the last event ` +
+      `read back by the driver; the ratio is each round's events/s over its own ProducerPerformance records/s, ` +
+      `and its median is the median of those ratios. Target at least ${count(TARGET_EVENTS_PER_SECOND)} events/s: ` +
+      `${median.eventsPerSecond >= TARGET_EVENTS_PER_SECOND ? 'met' : 'not met'} by the median. ` +
+      `CPU is measured while the run was live (ProducerPerformance: its whole life); peak RSS is each process's ` +
+      `peak so far (this process also ran the run in virtual time).`,
+  );
+}
+
+function eventsPerSecondOf(live: PipelineResult): number {
+  return (live.events / live.wallMs) * 1000;
+}
+
+function medianOf(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }

@@ -7,19 +7,37 @@
  *   `/metrics` holds the run's families, agreeing with the summary the driver projects from the
  *   log; the fleet's holds what the fleet did, and no run families.
  * - `phasebench serve` (the HTTP admin API), spawned, after accepting a command.
- * Without Java and the Kafka jars, or without promtool, the tests fail and say what is missing.
+ * - The services dashboard (dashboards/phasebench-services.json) on a real Prometheus
+ *   (scripts/prometheus.sh) that scrapes an engine, a fleet and an admin API every second while a
+ *   live run goes through them and the admin API takes commands: every PromQL expression of every
+ *   panel, with `job` and `instance` resolved as Grafana resolves them, returns data.
+ * Without Java and the Kafka jars, or without prometheus and promtool, the tests fail and say
+ * what is missing.
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Kafka, logLevel } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { REPO_ROOT } from '../dashboards/build.ts';
+import {
+  committedDashboards,
+  interpolate,
+  queriesOf,
+  regexEscape,
+  variableQueries,
+} from '../dashboards/queries.ts';
 import { type KafkaBroker, startBroker, stopBroker } from '../live/broker.ts';
 import { createTopics, kafkaClient, type LiveTopics, liveTopics } from '../live/kafka-config.ts';
 import { DEAD_LETTER_CATEGORIES } from '../live/messages.ts';
 import { type LiveRun, liveRunId, runLive } from '../live/run-live.ts';
+import { LocalPrometheus } from '../metrics/backfill.ts';
 import {
   HTTP_METRIC_NAMES,
+  HTTP_METRIC_TYPES,
   METRICS,
   PROCESS_METRICS,
   SERVICE_METRICS,
@@ -29,10 +47,12 @@ import { parseScenario } from '../scenario/load.ts';
 import { instances } from '../testing/scenarios.ts';
 import { engineCommand, fleetCommand } from './services.ts';
 
-/** A port of this file's own, so it never meets another test file's broker. */
+/** Ports of this file's own, so it never meets another test file's broker or Prometheus. */
 const BROKER_PORT = 19992;
+const PROMETHEUS_PORT = 19790;
 const BIN = fileURLToPath(new URL('../../bin/phasebench.js', import.meta.url));
 const PROMTOOL = process.env.PROMTOOL ?? 'promtool';
+const PROMETHEUS_BIN = process.env.PROMETHEUS_BIN ?? 'prometheus';
 
 // 200 devices, always in coverage, a third below 4.5 and a few problem accounts (stranded users),
 // in two phases: about half a minute at time scale 300.
@@ -55,7 +75,9 @@ const scenario = parseScenario(
 
 let broker: KafkaBroker | undefined;
 let kafka: Kafka;
+let prometheus: LocalPrometheus | undefined;
 const children: ChildProcess[] = [];
+const scratch = mkdtempSync(join(tmpdir(), 'phasebench-metrics-endpoints-'));
 
 beforeAll(async () => {
   broker = await startBroker({ port: BROKER_PORT });
@@ -64,7 +86,14 @@ beforeAll(async () => {
 
 afterAll(async () => {
   for (const child of children) if (child.exitCode === null) child.kill('SIGKILL');
-  if (broker !== undefined) await stopBroker(broker);
+  // Prometheus first: it must be stopped whatever failed before.
+  const stops = await Promise.allSettled([
+    prometheus?.down(),
+    broker === undefined ? undefined : stopBroker(broker),
+  ]);
+  rmSync(scratch, { recursive: true, force: true });
+  const failed = stops.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+  if (failed) throw failed.reason;
 }, 120_000);
 
 interface Spawned {
@@ -367,6 +396,9 @@ describe('phasebench serve /metrics', () => {
 
     const { text, samples: all } = await scrape(url);
     expect(promtool(text)).toBe('');
+    // names.ts's types for the admin API's families are the ones it exposes.
+    for (const [key, name] of Object.entries(HTTP_METRIC_NAMES))
+      expect(text).toContain(`# TYPE ${name} ${HTTP_METRIC_TYPES[key as keyof typeof HTTP_METRIC_NAMES]}\n`);
     expect(sum(all, HTTP_METRIC_NAMES.commandsAccepted, { type: 'moveUsers' })).toBe(1);
     expect(sum(all, HTTP_METRIC_NAMES.requests, { method: 'POST', status: '202' })).toBe(1);
     expectProcessMetrics(all);
@@ -377,4 +409,196 @@ describe('phasebench serve /metrics', () => {
     serve.child.kill('SIGTERM');
     expect(await serve.exited).toBe(0);
   }, 60_000);
+});
+
+function nowS(): number {
+  return Date.now() / 1000;
+}
+
+async function until(what: string, done: () => Promise<boolean>, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await done())) {
+    if (Date.now() > deadline) throw new Error(`gave up waiting ${timeoutMs / 1000} s for ${what}`);
+    await sleep(250);
+  }
+}
+
+describe('the services dashboard on a real Prometheus', () => {
+  it('answers every PromQL expression of every panel with data, after a live run through a scraped engine, fleet and admin API', async () => {
+    if (spawnSync(PROMETHEUS_BIN, ['--version'], { encoding: 'utf8' }).error)
+      throw new Error(
+        `${PROMETHEUS_BIN} is not installed: apt-get install prometheus (or point PROMETHEUS_BIN at it)`,
+      );
+    const { prefix, topics } = await freshTopics();
+    const common = ['--brokers', broker!.bootstrap, '--topic-prefix', prefix, '--metrics-port', '0'];
+    const loopback = { PHASEBENCH_METRICS_HOST: '127.0.0.1', PHASEBENCH_METRICS_PORT: undefined };
+    const metricsUrl = /metrics (http:\/\/\S+)\/metrics/;
+    const engine = await phasebench(['engine', ...common], metricsUrl, loopback);
+    const fleet = await phasebench(['fleet', ...common], metricsUrl, loopback);
+    const token = randomUUID();
+    const admin = await phasebench(
+      ['serve', '--port', '0', '--rate-limit', '0', '--log-level', 'warn'],
+      /admin API on (http:\/\/127\.0\.0\.1:\d+)/,
+      { PHASEBENCH_TOKEN: token },
+    );
+    const targets = { engine: engine.ready[1]!, fleet: fleet.ready[1]!, admin: admin.ready[1]! };
+
+    // The jobs docker-compose.yml's Prometheus has (deploy/prometheus/prometheus.yml), scraped every second.
+    const config = join(scratch, 'prometheus.yml');
+    writeFileSync(
+      config,
+      [
+        'global:',
+        '  scrape_interval: 1s',
+        '  scrape_timeout: 1s',
+        '  evaluation_interval: 1s',
+        'scrape_configs:',
+        ...Object.entries(targets).flatMap(([job, url]) => [
+          `  - job_name: ${job}`,
+          '    static_configs:',
+          `      - targets: ['${new URL(url).host}']`,
+        ]),
+        '',
+      ].join('\n'),
+    );
+    prometheus = new LocalPrometheus({ port: PROMETHEUS_PORT, tsdb: join(scratch, 'tsdb'), config });
+    // The port is this file's own: one left running by an interrupted run of it goes first.
+    await prometheus.down();
+    await prometheus.up();
+    await until('Prometheus to scrape the engine, the fleet and the admin API', async () => {
+      const up = await prometheus!.query('up == 1', nowS());
+      return up.length === Object.keys(targets).length;
+    });
+
+    const startS = nowS();
+    const suffix = randomUUID();
+    const run = liveRunId(scenario, 'phased', suffix);
+    // Operators' commands reach the admin API while the run goes on (moves, policy changes, a
+    // look at what it accepted, one refused for a missing token).
+    let running = true;
+    let accepted = 0;
+    const commanding = (async () => {
+      const post = (body: unknown, authorised = true) =>
+        fetch(`${targets.admin}/v1/commands`, {
+          method: 'POST',
+          headers: {
+            ...(authorised ? { authorization: `Bearer ${token}` } : {}),
+            'content-type': 'application/json',
+          },
+          body: JSON.stringify(body),
+        });
+      for (let i = 0; running || i < 3; i++) {
+        const moved = await post({
+          run,
+          commands: [
+            { type: 'moveUsers', users: [`u${String(i).padStart(6, '0')}`], to: 'BESNEW1' },
+            { type: 'changeItPolicy', policy: `policy-${i}` },
+          ],
+        });
+        expect(moved.status).toBe(202);
+        accepted += 2;
+        expect(
+          (
+            await fetch(`${targets.admin}/v1/runs/${encodeURIComponent(run)}`, {
+              headers: { authorization: `Bearer ${token}` },
+            })
+          ).status,
+        ).toBe(200);
+        if (i === 0) expect((await post({ run, commands: [] }, false)).status).toBe(401);
+        await sleep(250);
+      }
+    })();
+    let live: LiveRun;
+    try {
+      live = await runLive(scenario, 'phased', {
+        kafka,
+        topics,
+        timeScale: 300,
+        runSuffix: suffix,
+        inProcess: false,
+      });
+      for (let i = 0; i < 200 && !engine.output().includes(`completed ${run}`); i++) await sleep(100);
+      expect(engine.output()).toContain(`completed ${run}`);
+    } catch (error) {
+      throw new Error(`${(error as Error).message}\nengine:\n${engine.output()}\nfleet:\n${fleet.output()}`);
+    } finally {
+      running = false;
+      await commanding;
+    }
+    // Scrapes after the run's end: Prometheus holds the services' final figures.
+    const commandsAccepted = `sum(${HTTP_METRIC_NAMES.commandsAccepted}{job="admin"})`;
+    const runsCompleted = `${SERVICE_METRICS.runsEnded.name}{job="engine",outcome="completed"}`;
+    const acknowledgements = `${SERVICE_METRICS.acknowledgementsSent.name}{job="fleet"}`;
+    await until('Prometheus to scrape the end of the run and the last command', async () => {
+      const at = nowS();
+      const [commands, completed, acks] = await Promise.all(
+        [commandsAccepted, runsCompleted, acknowledgements].map((q) => prometheus!.query(q, at)),
+      );
+      return (
+        commands![0]?.values[0] === accepted &&
+        completed![0]?.values[0] === 1 &&
+        (acks![0]?.values[0] ?? 0) >= live.metrics.pushes.acknowledged
+      );
+    });
+    const endS = nowS() + 1;
+
+    const dashboards = committedDashboards(REPO_ROOT, 'services');
+    expect(dashboards.map((d) => d.file)).toEqual(['phasebench-services.json']);
+    const { dashboard } = dashboards[0]!;
+    // The variables as Grafana resolves them: each one's query, with the ones before it set.
+    // $__rate_interval as Grafana makes it for the provisioned datasource (timeInterval 60s).
+    const vars: Record<string, string> = { __rate_interval: '4m' };
+    for (const [i, query] of variableQueries(dashboard).entries()) {
+      const name = dashboard.templating!.list![i]!.name;
+      const [, selector, label] = /^label_values\((.*),\s*(\w+)\)$/.exec(query) ?? [];
+      const found = await prometheus.query(`count by (${label}) (${interpolate(selector!, vars)})`, endS);
+      const values = found.map((s) => s.metric[label!]!).sort();
+      if (name === 'job') expect(values).toEqual(['admin', 'engine', 'fleet']);
+      if (name === 'instance')
+        expect(values).toEqual(
+          Object.values(targets)
+            .map((url) => new URL(url).host)
+            .sort(),
+        );
+      vars[name] = `(${values.map(regexEscape).join('|')})`;
+    }
+
+    const checked: string[] = [];
+    for (const query of queriesOf(dashboard)) {
+      const expr = interpolate(query.expr, vars);
+      const result = query.instant
+        ? await prometheus.query(expr, endS)
+        : await prometheus.queryRange(expr, startS, endS, 1);
+      const finite = result.flatMap((s) => s.values).filter(Number.isFinite);
+      const where = `${query.where}: ${expr}`;
+      expect(result.length, where).toBeGreaterThan(0);
+      // NaN alone (a quantile of no requests in the window) would draw nothing.
+      expect(finite.length, where).toBeGreaterThan(0);
+      checked.push(
+        `  ${String(result.length).padStart(2)} series, max ${Math.max(...finite)
+          .toPrecision(4)
+          .padStart(10)}  ${query.where}`,
+      );
+    }
+    expect(checked.length).toBeGreaterThanOrEqual(15);
+
+    // What Prometheus holds is what the services did.
+    const range = `${Math.ceil(endS - startS)}s`;
+    const one = async (promql: string) => (await prometheus!.query(promql, endS))[0]?.values[0];
+    expect(await one(`max_over_time(${SERVICE_METRICS.runsHosted.name}{job="engine"}[${range}])`)).toBe(1);
+    expect(await one(`${SERVICE_METRICS.runsHosted.name}{job="engine"}`)).toBe(0);
+    expect(await one(commandsAccepted)).toBe(accepted);
+    expect(await one(`sum(${HTTP_METRIC_NAMES.requests}{job="admin",status="401"})`)).toBe(1);
+    expect(await one(`${SERVICE_METRICS.pushesReceived.name}{job="fleet"}`)).toBeGreaterThanOrEqual(
+      live.metrics.pushes.acknowledged,
+    );
+    console.log(
+      `${checked.length} services dashboard expressions checked on run ${run} ` +
+        `(${Math.round(endS - startS)} s scraped every second, ${accepted} commands accepted by the admin API):\n` +
+        checked.join('\n'),
+    );
+
+    for (const service of [engine, fleet, admin]) service.child.kill('SIGTERM');
+    for (const service of [engine, fleet, admin]) expect(await service.exited).toBe(0);
+  }, 300_000);
 });

@@ -34,6 +34,7 @@ import {
   interpolate,
   metricNamesIn,
   queriesOf,
+  regexEscape,
   variableQueries,
 } from './queries.ts';
 
@@ -114,6 +115,15 @@ describe('generated dashboards', () => {
     expect(known.has(METRICS.events.name)).toBe(false);
     expect(known).toContain(`${HTTP_METRIC_NAMES.requestDuration}_bucket`);
     expect(known).toContain(SERVICE_METRICS.deadLetters.name);
+  });
+
+  it('writes a selected value as Grafana does: a PromQL string holding a regex that matches only the value', () => {
+    for (const value of ['127.0.0.1:9464', 'plan+b(2)|x', 'back\\slash', 'flagship-10k/phased/s1/live-2']) {
+      // PromQL's double-quoted strings unescape as JSON's do for these characters.
+      const regex = new RegExp(`^(?:${JSON.parse(`"${regexEscape(value)}"`)})$`);
+      expect(regex.test(value), value).toBe(true);
+      expect(regex.test(value.replace(/[.+|\\]/g, 'x')) && /[.+|\\]/.test(value), value).toBe(false);
+    }
   });
 
   it('catches a name that is not defined', () => {

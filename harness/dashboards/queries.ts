@@ -95,9 +95,13 @@ export function interpolate(expr: string, values: Readonly<Record<string, string
   });
 }
 
-/** A value as a regex matching only itself, as Grafana writes a selected value into `=~`. */
+/**
+ * A value as Grafana's Prometheus datasource writes a selected value into a `=~"…"` matcher: a
+ * regex matching only itself, its backslashes doubled again for the PromQL string around it
+ * (`127.0.0.1:9464` becomes `127\\.0\\.0\\.1:9464` in the query text, the regex `127\.0\.0\.1:9464`).
+ */
 export function regexEscape(value: string): string {
-  return value.replace(/[\\^$*+?.()|[\]{}]/g, '\\$&');
+  return value.replace(/\\/g, '\\\\\\\\').replace(/[\^$*+?.()|[\]{}]/g, '\\\\$&');
 }
 
 const PROMQL_WORDS = new Set([

@@ -7,8 +7,10 @@
  *
  * `/metrics`: the process metrics and the service's own (SERVICE_METRICS in names.ts); an engine
  * also shows the runs it hosts, the same families as the driver's `/metrics`, fed with each run's
- * events as they are in the log. `/healthz`: 200 while the worker consumes, 503 once it has
- * failed or is stopping, with the worker's figures.
+ * events as they are in the log, until --forget-runs-after past the run's completion (a
+ * long-lived engine would otherwise keep every run it ever hosted); a run handed over to another
+ * worker is forgotten at once, since its new host shows the whole run. `/healthz`: 200 while the
+ * worker consumes, 503 once it has failed or is stopping, with the worker's figures.
  */
 import { Command, InvalidArgumentError } from 'commander';
 import pc from 'picocolors';
@@ -31,6 +33,13 @@ export function port(value: string): number {
   return n;
 }
 
+function seconds(value: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n < 0)
+    throw new InvalidArgumentError('expected a number of seconds (0 or more).');
+  return n;
+}
+
 function positiveInt(value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError('expected a positive whole number.');
@@ -43,6 +52,7 @@ interface ServiceOptions {
   metricsPort: number;
   metricsHost: string;
   sessionTimeout: number;
+  forgetRunsAfter: number;
 }
 
 function serviceCommand(name: 'engine' | 'fleet', description: string, help: string): Command {
@@ -71,6 +81,12 @@ function serviceCommand(name: 'engine' | 'fleet', description: string, help: str
       positiveInt,
       10_000,
     )
+    .option(
+      '--forget-runs-after <seconds>',
+      "how long a completed run's series stay on /metrics (engine): long enough for a last scrape",
+      seconds,
+      300,
+    )
     .addHelpText('after', help)
     .action(async (options: ServiceOptions) => {
       const kafka = kafkaClient({
@@ -85,7 +101,7 @@ function serviceCommand(name: 'engine' | 'fleet', description: string, help: str
       // The engine's registry has the run families; the fleet's only what a fleet does.
       const live = name === 'engine' ? buildRegistry() : undefined;
       const registry = live?.registry ?? processRegistry();
-      const runs = live && new LiveMetrics(live);
+      const runs = live && new LiveMetrics(live, { forgetCompletedAfterMs: options.forgetRunsAfter * 1000 });
       const worker =
         name === 'engine'
           ? await EngineWorker.start({
@@ -100,11 +116,14 @@ function serviceCommand(name: 'engine' | 'fleet', description: string, help: str
                   `hosting ${run}` +
                     (recovered > 0 ? ` (taken over: ${recovered} events already in the log)` : ''),
                 ),
-              onRunEnded: (r) =>
+              onRunEnded: (r) => {
+                // Its next host shows the whole run, the events it finds in the log included.
+                if (!r.completed) runs!.forget(r.run);
                 console.log(
                   `${r.completed ? 'completed' : 'handed over'} ${r.run}: ${r.appendedEvents} events appended, ` +
                     `${r.pushesSent} pushes sent (${r.pushesResent} again), ${r.acksLost} acknowledgements lost`,
-                ),
+                );
+              },
             })
           : await FleetWorker.start({ kafka, topics, ...session });
       if (worker instanceof EngineWorker) registerEngineMetrics(registry, () => worker.stats());
@@ -186,7 +205,8 @@ domain: its Policy Services and throttles) lives on the worker that owns its par
 worker dies, another takes its runs over from the event log after --session-timeout.
 
 /metrics: process metrics, the engine's own (hosted runs, runs ended, messages handled, dead
-letters) and the families of each run it hosts, as 'phasebench live --metrics-port' has them.
+letters) and the families of each run it hosts, as 'phasebench live --metrics-port' has them,
+until --forget-runs-after seconds past the run's completion.
 /healthz: 200 while it consumes, 503 once it has failed or is stopping.
 
 Examples:

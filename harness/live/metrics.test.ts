@@ -170,6 +170,81 @@ describe('LiveMetrics over a simulated run', () => {
   });
 });
 
+describe('LiveMetrics forgetting runs', () => {
+  const scenario = tinyScenario({
+    name: 'live-forget',
+    seed: 7,
+    instances: 2,
+    horizon: '6h',
+    fleet: quietFleet(40),
+    throttle: { inProcessJobs: 5, jobsPerMinutePerService: 10 },
+    plans: { phased: { kind: 'phased', into: { newInstances: { srpIdBase: 50 } }, size: 20, every: '5m' } },
+  });
+  const a = runPlan(scenario, 'phased');
+  const b = runPlan({ ...scenario, seed: 8 }, 'phased');
+  /** The read's samples of one run. */
+  const ofRun = (read: Map<string, Sample[]>, run: string) =>
+    new Map([...read].map(([name, samples]) => [name, samples.filter((s) => s.labels.run === run)]));
+  const seriesOf = (read: Map<string, Sample[]>, run: string) =>
+    [...ofRun(read, run).values()].reduce((n, samples) => n + samples.length, 0);
+
+  it('removes a completed run a grace period after its RunCompleted, at the next read, and keeps the others', async () => {
+    let wallMs = 0;
+    const grace = 300_000;
+    const { registry, metrics } = buildRegistry({ processMetrics: false });
+    const live = new LiveMetrics(
+      { registry, metrics },
+      { wall: { nowMs: () => wallMs }, forgetCompletedAfterMs: grace },
+    );
+    for (const e of a.events) live.apply(e);
+    expect(a.events.at(-1)!.type).toBe('RunCompleted');
+    const completedAtMs = wallMs;
+    // b is still going: half its events.
+    for (const e of b.events.slice(0, b.events.length >> 1)) live.apply(e);
+
+    // Within the grace period, scrapes see the final values.
+    wallMs = completedAtMs + grace - 1;
+    expectFinal(ofRun(await scrape(registry), a.runId), a.metrics);
+    expect(live.held.sort()).toEqual([a.runId, b.runId].sort());
+
+    wallMs = completedAtMs + grace;
+    const after = await scrape(registry);
+    expect(seriesOf(after, a.runId)).toBe(0);
+    expect(live.held).toEqual([b.runId]);
+    expect(await registry.metrics()).not.toContain(a.runId);
+    // Still forgotten on later reads: nothing of it is written again.
+    expect(seriesOf(await scrape(registry), a.runId)).toBe(0);
+    // The other run goes on and ends as its summary says.
+    for (const e of b.events.slice(b.events.length >> 1)) live.apply(e);
+    expectFinal(ofRun(await scrape(registry), b.runId), b.metrics);
+    // b completed at `wallMs`: it stays for its own grace period.
+    wallMs += grace - 1;
+    expect(seriesOf(await scrape(registry), b.runId)).toBeGreaterThan(0);
+    wallMs += 1;
+    expect(seriesOf(await scrape(registry), b.runId)).toBe(0);
+    expect(live.held).toEqual([]);
+  });
+
+  it('without a grace period keeps completed runs; forget removes one at once, and its events applied again count from nothing', async () => {
+    let wallMs = 0;
+    const { registry, metrics } = buildRegistry({ processMetrics: false });
+    const live = new LiveMetrics({ registry, metrics }, { wall: { nowMs: () => wallMs } });
+    for (const e of [...a.events, ...b.events]) live.apply(e);
+    wallMs = 7 * 24 * 3_600_000;
+    expect(seriesOf(await scrape(registry), a.runId)).toBeGreaterThan(0);
+
+    expect(live.forget(a.runId)).toBe(true);
+    expect(live.forget(a.runId)).toBe(false);
+    const read = await scrape(registry);
+    expect(seriesOf(read, a.runId)).toBe(0);
+    expectFinal(ofRun(read, b.runId), b.metrics);
+
+    // A run hosted here again is replayed from the log in full: its series are the whole run's, once.
+    for (const e of a.events) live.apply(e);
+    expectFinal(ofRun(await scrape(registry), a.runId), a.metrics);
+  });
+});
+
 describe('LiveMetrics on the run timeline', () => {
   let seq = 0;
   const run = 'timeline/phased/s1/live-test';

@@ -22,6 +22,11 @@
  * queues drain and the throttles go idle on the dashboards while no event arrives); without it,
  * at the latest event. Once a run has completed its queues stay at their last level and its throttles
  * read 0.
+ *
+ * A long-lived process (`phasebench engine`) hosts run after run: `forgetCompletedAfterMs` removes
+ * a completed run's series, and what LiveMetrics holds for it, that long after its RunCompleted
+ * arrived, at the next read or new run, so the scrapes in between still see its final values;
+ * `forget` removes a run's series at once.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -59,8 +64,14 @@ export interface LiveMetricsOptions {
    * estimated from when the events arrived; without it, at the latest event's time.
    */
   timeScale?: number;
-  /** Monotonic wall milliseconds for that estimate. Default: the process's own (performance.now). */
+  /** Monotonic wall milliseconds for that estimate and for forgetting. Default: the process's own (performance.now). */
   wall?: Pick<WallTime, 'nowMs'>;
+  /**
+   * Wall milliseconds a completed run's series stay after its RunCompleted arrived; then the first
+   * read of the registry (a scrape) or the first event of another run removes them. Default:
+   * kept for the life of the process (a driver shows one run and exits).
+   */
+  forgetCompletedAfterMs?: number;
 }
 
 /** A series whose value is written to prom-client when its family is read. */
@@ -77,19 +88,22 @@ export class LiveMetrics {
   private readonly runs = new Map<string, RunSeries>();
   /** Series by metric name, written when prom-client reads the family. */
   private readonly written = new Map<string, Written[]>();
+  /** Wall ms at which each completed run (not yet forgotten) completed, oldest first. */
+  private readonly completedAt = new Map<string, number>();
 
   constructor(
     private readonly live: LiveRegistry,
     private readonly options: LiveMetricsOptions = {},
   ) {
     for (const [key, metric] of Object.entries(METRICS) as Array<[MetricKey, MetricDefinition]>) {
-      if (metric.type === 'histogram') continue;
       const series: Written[] = [];
-      this.written.set(metric.name, series);
+      if (metric.type !== 'histogram') this.written.set(metric.name, series);
       // prom-client calls a metric's `collect` (kept from its configuration) before each read of
-      // it: the registry's text, getMetricsAsJSON and get() alike.
+      // it: the registry's text, getMetricsAsJSON and get() alike. A read collects every family
+      // in one go, so the first one forgets what is due and the read is consistent.
       Object.assign(live.metrics[key], {
         collect: () => {
+          this.forgetDue();
           for (const s of series) s.write();
         },
       });
@@ -100,10 +114,44 @@ export class LiveMetrics {
   apply(event: StoredEvent): void {
     let run = this.runs.get(event.run);
     if (!run) {
+      this.forgetDue();
       run = new RunSeries(event.run, this.live, this.written, this.options);
       this.runs.set(event.run, run);
     }
-    run.apply(event);
+    if (run.apply(event) && event.type === 'RunCompleted') this.completedAt.set(event.run, this.wallMs());
+  }
+
+  /**
+   * Removes a run's series from the registry and everything held for it; its events, applied
+   * again, count from nothing (a run taken over again is replayed from the log in full).
+   * @returns false when no series of the run were held
+   */
+  forget(run: string): boolean {
+    const series = this.runs.get(run);
+    this.completedAt.delete(run);
+    if (!series) return false;
+    this.runs.delete(run);
+    series.remove();
+    return true;
+  }
+
+  /** The runs whose series are held now. */
+  get held(): string[] {
+    return [...this.runs.keys()];
+  }
+
+  private forgetDue(): void {
+    const { forgetCompletedAfterMs } = this.options;
+    if (forgetCompletedAfterMs === undefined || this.completedAt.size === 0) return;
+    const due = this.wallMs() - forgetCompletedAfterMs;
+    for (const [run, at] of this.completedAt) {
+      if (at > due) break;
+      this.forget(run);
+    }
+  }
+
+  private wallMs(): number {
+    return (this.options.wall ?? systemWallTime).nowMs();
   }
 }
 
@@ -111,6 +159,8 @@ export class LiveMetrics {
 class RunSeries implements FamilySink {
   private readonly families: FamilyProjection;
   private readonly handles = new Map<string, Counter | Gauge | Histogram>();
+  /** Every series of the run, by metric name: what `remove` takes away. */
+  private readonly series: Array<{ name: string; labels: Labels; cell?: Written }> = [];
   private lastAt = 0;
   private completed = false;
   /** The largest (event time − wall time × scale) seen: run time ≈ wall time × scale + this. */
@@ -127,8 +177,23 @@ class RunSeries implements FamilySink {
     this.families = new FamilyProjection(run, this);
   }
 
-  apply(event: StoredEvent): void {
-    if (this.families.apply(event) && event.type === 'RunCompleted') this.completed = true;
+  /** @returns false for a duplicate (an event already applied) */
+  apply(event: StoredEvent): boolean {
+    const applied = this.families.apply(event);
+    if (applied && event.type === 'RunCompleted') this.completed = true;
+    return applied;
+  }
+
+  /** Takes the run's series out of prom-client and out of the reads. */
+  remove(): void {
+    for (const { name, labels, cell } of this.series) {
+      this.handles.get(name)!.remove(labels);
+      if (cell === undefined) continue;
+      const written = this.written.get(name)!;
+      const i = written.indexOf(cell);
+      if (i >= 0) written.splice(i, 1);
+    }
+    this.series.length = 0;
   }
 
   /** The run time gauges measured on the run's timeline are read at. */
@@ -154,13 +219,13 @@ class RunSeries implements FamilySink {
         : { kind: 'gauge', gauge: handle as Gauge },
       labels,
     );
-    this.written.get(metric.name)!.push(cell);
+    this.track(metric, labels, cell);
     return cell;
   }
 
   level(metric: MetricDefinition, labels: Labels): LevelCell {
     const cell = new LevelSeries(this.handles.get(metric.name) as Gauge, labels, () => this.now());
-    this.written.get(metric.name)!.push(cell);
+    this.track(metric, labels, cell);
     return cell;
   }
 
@@ -168,7 +233,7 @@ class RunSeries implements FamilySink {
     const cell = new StartsSeries(this.handles.get(metric.name) as Gauge, labels, limitPerMinute, () =>
       this.now(),
     );
-    this.written.get(metric.name)!.push(cell);
+    this.track(metric, labels, cell);
     return cell;
   }
 
@@ -176,7 +241,13 @@ class RunSeries implements FamilySink {
     const handle = this.handles.get(metric.name) as Histogram;
     // Every bucket at 0 from the start, as in the export, so quantiles have a baseline.
     handle.zero(labels);
+    this.series.push({ name: metric.name, labels });
     return handle.labels(labels);
+  }
+
+  private track(metric: MetricDefinition, labels: Labels, cell: Written): void {
+    this.written.get(metric.name)!.push(cell);
+    this.series.push({ name: metric.name, labels, cell });
   }
 
   private wallMs(): number {

@@ -43,7 +43,9 @@ beforeAll(async () => {
     kafka = kafkaClient({ brokers: [bootstrap], clientId: 'phasebench-consumer-test' });
     admin = kafka.admin();
     await admin.connect();
-    producer = kafka.producer({ maxInFlightRequests: 1, allowAutoTopicCreation: false });
+    // Idempotent: a request retried on a loaded machine must not append its batch twice (the
+    // test knows each message by the offset the broker reported for it).
+    producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
     await producer.connect();
   } catch (error) {
     setupFailure = error;

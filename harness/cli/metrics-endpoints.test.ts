@@ -433,7 +433,8 @@ describe('the services dashboard on a real Prometheus', () => {
     const common = ['--brokers', broker!.bootstrap, '--topic-prefix', prefix, '--metrics-port', '0'];
     const loopback = { PHASEBENCH_METRICS_HOST: '127.0.0.1', PHASEBENCH_METRICS_PORT: undefined };
     const metricsUrl = /metrics (http:\/\/\S+)\/metrics/;
-    const engine = await phasebench(['engine', ...common], metricsUrl, loopback);
+    // The engine forgets the run's series a second after the run completes.
+    const engine = await phasebench(['engine', ...common, '--forget-runs-after', '1'], metricsUrl, loopback);
     const fleet = await phasebench(['fleet', ...common], metricsUrl, loopback);
     const token = randomUUID();
     const admin = await phasebench(
@@ -597,6 +598,16 @@ describe('the services dashboard on a real Prometheus', () => {
         `(${Math.round(endS - startS)} s scraped every second, ${accepted} commands accepted by the admin API):\n` +
         checked.join('\n'),
     );
+
+    // Prometheus saw the run's families on the engine; past --forget-runs-after they are gone
+    // from its /metrics, and its own figures stay.
+    expect(await one(`max_over_time(${METRICS.events.name}{job="engine",run="${run}"}[${range}])`)).toBe(
+      live.metrics.events,
+    );
+    const forgotten = await settled(targets.engine, (all) => !all.some((s) => s.labels.run === run));
+    expect(forgotten.samples.filter((s) => s.labels.run === run)).toEqual([]);
+    expect(sum(forgotten.samples, SERVICE_METRICS.runsEnded.name, { outcome: 'completed' })).toBe(1);
+    expect(promtool(forgotten.text)).toBe('');
 
     for (const service of [engine, fleet, admin]) service.child.kill('SIGTERM');
     for (const service of [engine, fleet, admin]) expect(await service.exited).toBe(0);

@@ -158,11 +158,14 @@ export class FleetWorker {
   }
 
   async #send(ready: DeviceEventMessage[]): Promise<void> {
-    const messages = ready.map((m) => ({
-      key: m.device,
-      value: JSON.stringify(m),
-      headers: { [RUN_HEADER]: m.run, [VERSION_HEADER]: String(MESSAGE_SCHEMA_VERSION) },
-    }));
+    // One headers object per run, not per answer: kafkajs only reads it.
+    let headers: Record<string, string> | undefined;
+    const messages = ready.map((m) => {
+      if (headers?.[RUN_HEADER] !== m.run) {
+        headers = { [RUN_HEADER]: m.run, [VERSION_HEADER]: String(MESSAGE_SCHEMA_VERSION) };
+      }
+      return { key: m.device, value: JSON.stringify(m), headers };
+    });
     for (let attempt = 0; ; attempt++) {
       try {
         await this.#producer.send({ topic: this.#options.topics.deviceEvents.name, messages });

@@ -295,6 +295,7 @@ function toProduceRequests(events: readonly StoredEvent[]): Message[][] {
   const requests: Message[][] = [];
   let messages: Message[] = [];
   let bytes = 0;
+  let headers: Record<string, string> | undefined;
   for (const event of events) {
     const value = serializeEvent(event);
     const messageBytes =
@@ -304,7 +305,9 @@ function toProduceRequests(events: readonly StoredEvent[]): Message[][] {
       messages = [];
       bytes = 0;
     }
-    messages.push({ key: event.key, value, headers: { [RUN_HEADER]: event.run } });
+    // One headers object per run, not per event: kafkajs only reads it.
+    if (headers?.[RUN_HEADER] !== event.run) headers = { [RUN_HEADER]: event.run };
+    messages.push({ key: event.key, value, headers });
     bytes += messageBytes;
   }
   if (messages.length > 0) requests.push(messages);

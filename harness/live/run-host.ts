@@ -42,6 +42,7 @@ import {
   RUN_HEADER,
   VERSION_HEADER,
 } from './messages.ts';
+import { startRunReader } from './run-reader.ts';
 
 /** Pushes per produce request at most; kafkajs sends one record batch per partition per request. */
 const PUSHES_PER_REQUEST = 1_000;
@@ -438,22 +439,31 @@ async function retrying<T>(work: () => Promise<T>, signal?: AbortSignal): Promis
  * started: a new owner of the run sees the answers sent to the one before it. The engine's shared
  * group validates the topic and dead-letters what is malformed; this reader only skips it.
  */
-function startAckReader(
+async function startAckReader(
   kafka: Kafka,
   topics: LiveTopics,
   run: string,
   startedAt: number,
   onAck: (push: number) => void,
 ): Promise<Consumer> {
-  return startRunReader(kafka, topics.deviceEvents.name, 'acks', run, startedAt, (raw) => {
-    let value: { type?: unknown; run?: unknown; push?: unknown };
-    try {
-      value = JSON.parse(raw.toString('utf8')) as typeof value;
-    } catch {
-      return;
-    }
-    if (value.type === 'acknowledged' && value.run === run && typeof value.push === 'number')
-      onAck(value.push);
+  const topic = topics.deviceEvents.name;
+  return startRunReader({
+    kafka,
+    topic,
+    run,
+    groupPrefix: 'phasebench-engine-acks',
+    from: await offsetsSince(kafka, topic, startedAt - 60_000),
+    fetch: { maxWaitTimeInMs: 20 },
+    onValue: (raw) => {
+      let value: { type?: unknown; run?: unknown; push?: unknown };
+      try {
+        value = JSON.parse(raw.toString('utf8')) as typeof value;
+      } catch {
+        return;
+      }
+      if (value.type === 'acknowledged' && value.run === run && typeof value.push === 'number')
+        onAck(value.push);
+    },
   });
 }
 
@@ -462,62 +472,38 @@ function startAckReader(
  * run started (a new owner sees the moves commanded before it). The engine's shared group
  * dead-letters what is malformed; this reader takes only valid moveUser commands of this run.
  */
-function startCommandReader(
+async function startCommandReader(
   kafka: Kafka,
   topics: LiveTopics,
   run: string,
   startedAt: number,
   onMove: (move: MoveUserMessage) => void,
 ): Promise<Consumer> {
-  return startRunReader(kafka, topics.commands.name, 'commands', run, startedAt, (raw) => {
-    const decoded = decodeMessage('commands', raw);
-    if (decoded.ok && decoded.value.type === 'moveUser' && decoded.value.run === run) onMove(decoded.value);
+  const topic = topics.commands.name;
+  return startRunReader({
+    kafka,
+    topic,
+    run,
+    groupPrefix: 'phasebench-engine-commands',
+    from: await offsetsSince(kafka, topic, startedAt - 60_000),
+    fetch: { maxWaitTimeInMs: 20 },
+    onValue: (raw) => {
+      const decoded = decodeMessage('commands', raw);
+      if (decoded.ok && decoded.value.type === 'moveUser' && decoded.value.run === run) onMove(decoded.value);
+    },
   });
 }
 
-/**
- * Reads one topic's messages with this run's header from a minute before the run started, in a
- * group of its own (so it reads every partition and commits nothing).
- */
-async function startRunReader(
-  kafka: Kafka,
-  topic: string,
-  purpose: string,
-  run: string,
-  startedAt: number,
-  onValue: (raw: Buffer) => void,
-): Promise<Consumer> {
+/** Each partition's first offset at or after `since` (epoch ms); partitions with none are left out. */
+async function offsetsSince(kafka: Kafka, topic: string, since: number): Promise<Array<[number, string]>> {
   const admin = kafka.admin();
   await admin.connect();
-  let offsets: Array<{ partition: number; offset: string }>;
   try {
-    offsets = await admin.fetchTopicOffsetsByTimestamp(topic, startedAt - 60_000);
+    const offsets = await admin.fetchTopicOffsetsByTimestamp(topic, since);
+    return offsets
+      .filter(({ offset }) => offset !== '-1')
+      .map(({ partition, offset }) => [partition, offset]);
   } finally {
     await admin.disconnect().catch(() => {});
   }
-  const consumer = kafka.consumer({
-    groupId: `phasebench-engine-${purpose}.${run}.${process.pid}.${Date.now()}`,
-    maxWaitTimeInMs: 20,
-    allowAutoTopicCreation: false,
-  });
-  // Seek on every join, before the first fetch: after `run` there may be no group yet to seek in
-  // (a fresh broker's coordinator), and a rejoin would otherwise read from the beginning. Reading
-  // again from the start is harmless: an acknowledgement or a move counts once.
-  consumer.on(consumer.events.GROUP_JOIN, () => {
-    for (const { partition, offset } of offsets) {
-      if (offset !== '-1') consumer.seek({ topic, partition, offset });
-    }
-  });
-  await consumer.connect();
-  await consumer.subscribe({ topic, fromBeginning: true });
-  await consumer.run({
-    autoCommit: false,
-    eachBatch: async ({ batch }) => {
-      for (const message of batch.messages) {
-        if (message.headers?.[RUN_HEADER]?.toString() !== run || message.value === null) continue;
-        onValue(message.value);
-      }
-    },
-  });
-  return consumer;
 }

@@ -13,7 +13,7 @@
  * The log may hold an event twice (a worker that took the run over appends again what it could
  * not know was stored); events are kept once by id, in sequence order, before projecting.
  */
-import type { Kafka } from 'kafkajs';
+import type { Consumer, Kafka } from 'kafkajs';
 import type { StoredEvent } from '../domain/events.ts';
 import { PhasebenchError } from '../errors.ts';
 import { EventHasher } from '../log/codec.ts';
@@ -25,6 +25,7 @@ import { EngineWorker } from './engine-worker.ts';
 import { FleetWorker } from './fleet-worker.ts';
 import { isRetriableKafkaError, type LiveTopics } from './kafka-config.ts';
 import { MESSAGE_SCHEMA_VERSION, RUN_HEADER, VERSION_HEADER } from './messages.ts';
+import { startRunReader } from './run-reader.ts';
 
 export interface LiveRunOptions {
   kafka: Kafka;
@@ -137,10 +138,10 @@ class EventFollower {
   #lastSeq: number | undefined;
   #lastEventAt = Date.now();
   #wake: (() => void) | undefined;
+  #consumer: Consumer | undefined;
   duplicates = 0;
 
   private constructor(
-    private readonly consumer: import('kafkajs').Consumer,
     private readonly onEvent: ((event: StoredEvent) => void) | undefined,
     private readonly onProgress: (at: number) => void,
   ) {}
@@ -153,60 +154,20 @@ class EventFollower {
     onProgress: (at: number) => void,
   ): Promise<EventFollower> {
     const topic = topics.events.name;
-    // Where each partition is read next: from its end now (the run does not exist before its
-    // start command), then past what has been read.
-    const next = new Map((await endOffsets(kafka, topic)).map(({ partition, high }) => [partition, high]));
-    // Other runs' events are skipped by their header's bytes, without decoding it to text first.
-    const runBytes = Buffer.from(run);
-    for (let attempt = 1; ; attempt++) {
-      const consumer = kafka.consumer({
-        groupId: `phasebench-live.${run}.${process.pid}.${Date.now()}`,
-        // Nothing waits on the driver: a fetch may wait for a few appends' worth (the engine
-        // appends ~128 KB at a time) rather than return on each, within the same 50 ms as before.
-        maxWaitTimeInMs: 50,
-        minBytes: 256 * 1024,
-        allowAutoTopicCreation: false,
-      });
-      const follower = new EventFollower(consumer, onEvent, onProgress);
-      // The seek is made on every join of the group, before its first fetch, not once after
-      // `run`: `run` resolves even when its join failed (a fresh broker's group coordinator not
-      // set up within kafkajs's retries), and then there is no group to seek in ("Consumer group
-      // was not initialized"). A rejoin would read from the beginning without it.
-      let joined = false;
-      let crash: unknown;
-      consumer.on(consumer.events.GROUP_JOIN, () => {
-        joined = true;
-        for (const [partition, offset] of next) consumer.seek({ topic, partition, offset });
-      });
-      consumer.on(consumer.events.CRASH, ({ payload }) => {
-        crash = payload.error;
-      });
-      await consumer.connect();
-      await consumer.subscribe({ topic, fromBeginning: true });
-      await consumer.run({
-        autoCommit: false,
-        eachBatch: async ({ batch }) => {
-          for (const message of batch.messages) {
-            const header = message.headers?.[RUN_HEADER];
-            if (!Buffer.isBuffer(header) || !header.equals(runBytes) || message.value === null) continue;
-            follower.#accept(JSON.parse(message.value.toString('utf8')) as StoredEvent);
-          }
-          const last = batch.messages.at(-1);
-          if (last !== undefined) next.set(batch.partition, (BigInt(last.offset) + 1n).toString());
-        },
-      });
-      if (joined) return follower;
-      // The join failed and kafkajs stopped the consumer: a new one, once the coordinator is up.
-      await consumer.disconnect().catch(() => {});
-      if (attempt >= 5) {
-        throw new PhasebenchError(
-          'LIVE_FOLLOWER_NOT_STARTED',
-          `cannot join a consumer group to read ${topic}: ${(crash as Error | undefined)?.message ?? 'no join'}`,
-          { cause: crash, retriable: true },
-        );
-      }
-      await new Promise((resolve) => setTimeout(resolve, 500 * attempt));
-    }
+    const follower = new EventFollower(onEvent, onProgress);
+    follower.#consumer = await startRunReader({
+      kafka,
+      topic,
+      run,
+      groupPrefix: 'phasebench-live',
+      // From each partition's end now: the run does not exist before its start command.
+      from: (await endOffsets(kafka, topic)).map(({ partition, high }) => [partition, high] as const),
+      onValue: (value) => follower.#accept(JSON.parse(value.toString('utf8')) as StoredEvent),
+      // Nothing waits on the driver: a fetch may wait for a few appends' worth (the engine
+      // appends ~128 KB at a time) rather than return on each, within the same 50 ms as before.
+      fetch: { maxWaitTimeInMs: 50, minBytes: 256 * 1024 },
+    });
+    return follower;
   }
 
   #accept(event: StoredEvent): void {
@@ -256,7 +217,7 @@ class EventFollower {
   }
 
   async stop(): Promise<void> {
-    await this.consumer.disconnect().catch(() => {});
+    await this.#consumer?.disconnect().catch(() => {});
   }
 }
 

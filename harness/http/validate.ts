@@ -6,7 +6,7 @@
 
 import type { z } from 'zod';
 import { formatIssuePath, type IssuePath, showValue, valueAtPath } from '../validation/render.ts';
-import { type CommandBatch, commandBatchSchema, parsePlainBatch } from './commands.ts';
+import { type CommandBatch, commandBatchSchema } from './commands.ts';
 
 type Issue = z.core.$ZodIssue;
 type Path = IssuePath;
@@ -26,9 +26,6 @@ const MAX_VALUE_CHARS = 60;
 export const BODY_FIELD = '(body)';
 
 export function validateCommandBatch(input: unknown): BatchValidation {
-  // Most bodies are plainly valid; only the rest pay for zod, which explains what is wrong.
-  const plain = parsePlainBatch(input);
-  if (plain !== undefined) return { ok: true, batch: plain };
   const result = commandBatchSchema.safeParse(input);
   if (result.success) return { ok: true, batch: result.data };
   const issues = result.error.issues.flatMap((issue) => describeIssue(issue, [], input)).slice(0, MAX_ISSUES);

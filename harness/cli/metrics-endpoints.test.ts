@@ -196,6 +196,34 @@ function expectProcessMetrics(all: readonly Sample[]): void {
     ).toBe(true);
 }
 
+/**
+ * A live run of the scenario's phased plan through the spawned engine and fleet, until the engine
+ * says it completed the run; a failure carries both services' output.
+ */
+async function runThroughServices(
+  topics: LiveTopics,
+  suffix: string,
+  engine: Spawned,
+  fleet: Spawned,
+): Promise<LiveRun> {
+  const run = liveRunId(scenario, 'phased', suffix);
+  try {
+    const live = await runLive(scenario, 'phased', {
+      kafka,
+      topics,
+      timeScale: 300,
+      runSuffix: suffix,
+      inProcess: false,
+    });
+    // The engine logs the run's completion once its last append is acknowledged.
+    for (let i = 0; i < 200 && !engine.output().includes(`completed ${run}`); i++) await sleep(100);
+    expect(engine.output()).toContain(`completed ${run}`);
+    return live;
+  } catch (error) {
+    throw new Error(`${(error as Error).message}\nengine:\n${engine.output()}\nfleet:\n${fleet.output()}`);
+  }
+}
+
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
@@ -277,21 +305,7 @@ describe('phasebench engine and fleet /metrics', () => {
 
     const suffix = randomUUID();
     const run = liveRunId(scenario, 'phased', suffix);
-    let live: LiveRun;
-    try {
-      live = await runLive(scenario, 'phased', {
-        kafka,
-        topics,
-        timeScale: 300,
-        runSuffix: suffix,
-        inProcess: false,
-      });
-      // The engine logs the run's completion once its last append is acknowledged.
-      for (let i = 0; i < 200 && !engine.output().includes(`completed ${run}`); i++) await sleep(100);
-      expect(engine.output()).toContain(`completed ${run}`);
-    } catch (error) {
-      throw new Error(`${(error as Error).message}\nengine:\n${engine.output()}\nfleet:\n${fleet.output()}`);
-    }
+    const live = await runThroughServices(topics, suffix, engine, fleet);
     const m = live.metrics;
     expect(m.pushes.pending).toBe(0);
     expect(m.pushes.acknowledged).toBeGreaterThan(0);
@@ -448,19 +462,10 @@ describe('the services dashboard on a real Prometheus', () => {
     const config = join(scratch, 'prometheus.yml');
     writeFileSync(
       config,
-      [
-        'global:',
-        '  scrape_interval: 1s',
-        '  scrape_timeout: 1s',
-        '  evaluation_interval: 1s',
-        'scrape_configs:',
-        ...Object.entries(targets).flatMap(([job, url]) => [
-          `  - job_name: ${job}`,
-          '    static_configs:',
-          `      - targets: ['${new URL(url).host}']`,
-        ]),
-        '',
-      ].join('\n'),
+      LocalPrometheus.scrapeConfig(
+        1,
+        Object.fromEntries(Object.entries(targets).map(([job, url]) => [job, new URL(url).host])),
+      ),
     );
     prometheus = new LocalPrometheus({ port: PROMETHEUS_PORT, tsdb: join(scratch, 'tsdb'), config });
     // The port is this file's own: one left running by an interrupted run of it goes first.
@@ -511,17 +516,7 @@ describe('the services dashboard on a real Prometheus', () => {
     })();
     let live: LiveRun;
     try {
-      live = await runLive(scenario, 'phased', {
-        kafka,
-        topics,
-        timeScale: 300,
-        runSuffix: suffix,
-        inProcess: false,
-      });
-      for (let i = 0; i < 200 && !engine.output().includes(`completed ${run}`); i++) await sleep(100);
-      expect(engine.output()).toContain(`completed ${run}`);
-    } catch (error) {
-      throw new Error(`${(error as Error).message}\nengine:\n${engine.output()}\nfleet:\n${fleet.output()}`);
+      live = await runThroughServices(topics, suffix, engine, fleet);
     } finally {
       running = false;
       await commanding;

@@ -147,17 +147,7 @@ const watched = once(async (): Promise<Watched> => {
   const config = join(root, 'prometheus.yml');
   writeFileSync(
     config,
-    [
-      'global:',
-      `  scrape_interval: ${SCRAPE_INTERVAL_S}s`,
-      `  scrape_timeout: ${SCRAPE_INTERVAL_S}s`,
-      `  evaluation_interval: ${SCRAPE_INTERVAL_S}s`,
-      'scrape_configs:',
-      '  - job_name: phasebench-live',
-      '    static_configs:',
-      `      - targets: ['127.0.0.1:${server.port}']`,
-      '',
-    ].join('\n'),
+    LocalPrometheus.scrapeConfig(SCRAPE_INTERVAL_S, { 'phasebench-live': `127.0.0.1:${server.port}` }),
   );
   prometheus = new LocalPrometheus({ port: PROMETHEUS_PORT, tsdb: join(root, 'tsdb'), config });
   await prometheus.up();

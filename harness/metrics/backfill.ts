@@ -9,6 +9,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
+import { stringify } from 'yaml';
 import { PhasebenchError } from '../errors.ts';
 import { readEventsFile } from '../log/file.ts';
 import { eventsPath, readSummary } from '../results/store.ts';
@@ -170,6 +171,21 @@ export class LocalPrometheus {
       PROMETHEUS_TSDB: options.tsdb,
       ...(options.config ? { PROMETHEUS_CONFIG: options.config } : {}),
     };
+  }
+
+  /**
+   * A Prometheus configuration that scrapes each job's target (`host:port`) every `intervalS`
+   * seconds: what a test's own Prometheus needs to watch live processes.
+   */
+  static scrapeConfig(intervalS: number, jobs: Record<string, string>): string {
+    const every = `${intervalS}s`;
+    return stringify({
+      global: { scrape_interval: every, scrape_timeout: every, evaluation_interval: every },
+      scrape_configs: Object.entries(jobs).map(([job, target]) => ({
+        job_name: job,
+        static_configs: [{ targets: [target] }],
+      })),
+    });
   }
 
   /** A port free on 127.0.0.1 right now (the OS picks it), for a server of its own. */

@@ -31,6 +31,10 @@
  *   PHASE_INTERVAL  from one phase's start to the next's             (10s)
  *   PHASE_SPREAD    how long a phase takes to send its users         (5s)
  *   BURST_SPREAD    how long the burst takes to send every user      (1s)
+ *   TAIL            how long each scenario stays open past its spread (2s): k6 ends an
+ *                   arrival-rate scenario at its duration even if iterations that fell due
+ *                   before then have not started yet (a busy machine), and does not count them
+ *                   as dropped; the tail lets them start. Its own iterations send nothing.
  *   TO              instance id prefix of the target instances       (BESNEW)
  *   STARTED_AT      epoch ms when the run's timeline starts          (when setup() runs)
  *   TIME_SCALE      run ms per wall ms, as in a startRun message     (1)
@@ -115,14 +119,18 @@ const phaseSize = plan === 'burst' ? users : Math.min(whole('PHASE_SIZE', 250, 1
 const phaseIntervalMs = durationMs('PHASE_INTERVAL', '10s');
 const phaseSpreadMs = durationMs('PHASE_SPREAD', '5s');
 const burstSpreadMs = durationMs('BURST_SPREAD', '1s');
+const tailMs = durationMs('TAIL', '2s');
 const to = text('TO', 'BESNEW');
 const timeScale = Number(text('TIME_SCALE', '1'));
 if (!(timeScale > 0)) throw new Error(`TIME_SCALE must be a positive number, found '${__ENV.TIME_SCALE}'`);
 const phases = Math.ceil(users / phaseSize);
 
 /**
- * One scenario per phase: `rate` iterations per `timeUnit`, for a `duration` of that time unit,
- * evenly spaced. k6 may start one more at the very end; moveUser skips it.
+ * One scenario per phase: `rate` iterations per `timeUnit`, evenly spaced, the first `rate` of
+ * them sending the phase's users over the spread. The scenario runs on for the tail, so that an
+ * iteration due near the end of the spread still starts when k6 is behind (k6 stops starting
+ * iterations once a scenario's duration is up, whether or not they were due); moveUser skips
+ * every iteration past the phase's users.
  */
 function moveScenarios(): Record<string, Scenario> {
   const scenarios: Record<string, Scenario> = {};
@@ -138,7 +146,7 @@ function moveScenarios(): Record<string, Scenario> {
       exec: 'moveUser',
       rate: size,
       timeUnit: `${spreadMs}ms`,
-      duration: `${spreadMs}ms`,
+      duration: `${spreadMs + tailMs}ms`,
       startTime: `${(phase - 1) * phaseIntervalMs}ms`,
       preAllocatedVUs: vus,
       maxVUs: maxVus,

@@ -33,6 +33,12 @@ export interface RunOptions {
   commands?: ReadonlyArray<{ at: number; command: Command }>;
   /** Called now and then with the virtual time reached, for progress bars. */
   onProgress?: (virtualMs: number, horizonMs: number) => void;
+  /**
+   * Called at every scheduler step with the number of commands in the heap just before the step
+   * takes one out: how big a heap the run keeps, for the bench's bare event loop. A run without it
+   * pays one test of an unset local per step.
+   */
+  onHeapSize?: (commands: number) => void;
   /** Wall clock for the runtime figures; injected so the loop itself never reads the clock. */
   wallClock?: () => number;
 }
@@ -175,10 +181,12 @@ function execute(
   heap.push(0, decide.encode({ type: 'StartRun' }));
   for (const { at, command } of options.commands ?? []) heap.push(Math.ceil(at), decide.encode(command));
   const horizon = scenario.horizon;
+  const onHeapSize = options.onHeapSize;
   let processed = 0;
   while (heap.size > 0) {
     const at = heap.peekTime()!;
     if (at > horizon) break;
+    if (onHeapSize !== undefined) onHeapSize(heap.size);
     const code = heap.pop()!;
     processed++;
     decide.run(code, at);

@@ -1,9 +1,9 @@
 import { closeSync, mkdtempSync, openSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setImmediate as nextTurn } from 'node:timers/promises';
+import { setImmediate as nextTurn, setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { TurnBatchedLogDestination } from './request-log.ts';
+import { BatchedLogDestination } from './request-log.ts';
 
 const opened: number[] = [];
 afterEach(() => {
@@ -18,23 +18,35 @@ function logFile(): { path: string; fd: number } {
   return { path, fd };
 }
 
-describe('TurnBatchedLogDestination', () => {
-  it("writes a turn's lines together when the turn ends, in order", async () => {
+describe('BatchedLogDestination', () => {
+  it('writes pending lines together once the interval has passed, in order', async () => {
     const { path, fd } = logFile();
-    const destination = new TurnBatchedLogDestination(fd);
+    const destination = new BatchedLogDestination(fd, 20);
     destination.write('{"n":1}\n');
     destination.write('{"n":2}\n');
-    expect(readFileSync(path, 'utf8')).toBe('');
     await nextTurn();
+    expect(readFileSync(path, 'utf8')).toBe('');
+    await sleep(60);
     expect(readFileSync(path, 'utf8')).toBe('{"n":1}\n{"n":2}\n');
     destination.write('{"n":3,"text":"é"}\n');
-    await nextTurn();
+    await sleep(60);
     expect(readFileSync(path, 'utf8')).toBe('{"n":1}\n{"n":2}\n{"n":3,"text":"é"}\n');
+  });
+
+  it('writes at once when 64 KB are pending, without waiting for the interval', () => {
+    const { path, fd } = logFile();
+    const destination = new BatchedLogDestination(fd, 60_000);
+    const line = `${'x'.repeat(1023)}\n`;
+    for (let i = 0; i < 63; i++) destination.write(line);
+    expect(readFileSync(path, 'utf8')).toBe('');
+    destination.write(line);
+    expect(readFileSync(path, 'utf8')).toHaveLength(64 * 1024);
+    destination.flushSync();
   });
 
   it('flushSync writes what is pending at once', () => {
     const { path, fd } = logFile();
-    const destination = new TurnBatchedLogDestination(fd);
+    const destination = new BatchedLogDestination(fd);
     destination.write('last words\n');
     destination.flushSync();
     expect(readFileSync(path, 'utf8')).toBe('last words\n');
@@ -42,7 +54,7 @@ describe('TurnBatchedLogDestination', () => {
 
   it('a descriptor that fails stops the log with one notice, and never throws into a request', async () => {
     const { fd } = logFile();
-    const destination = new TurnBatchedLogDestination(fd);
+    const destination = new BatchedLogDestination(fd);
     closeSync(opened.pop()!);
     const notices = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
     destination.write('lost\n');

@@ -1,30 +1,39 @@
 import { writeSync } from 'node:fs';
 
-/** A turn's lines are written at once when they reach this many characters, not later. */
+/** Pending lines are written at once when they reach this many characters, not later. */
 const FLUSH_CHARS = 64 * 1024;
+/** Longest a line waits before it is written, when fewer than FLUSH_CHARS are pending. */
+export const DEFAULT_FLUSH_INTERVAL_MS = 100;
 /** How long to wait for a full pipe (EAGAIN) to drain before trying again. */
 const FULL_PIPE_WAIT_MS = 1;
 const waitCell = new Int32Array(new SharedArrayBuffer(4));
 
 /**
- * The request log's destination when none is given: a file descriptor (stdout) written once per
- * turn of the event loop. Under load a turn answers several requests; pino's default destination
- * makes one write(2) per line, this one makes one for all the turn's lines, at the end of the
- * turn. Writes stay synchronous, so a quiet server's line is out as soon as its turn ends and no
- * other thread is involved; `flushSync` writes what is left (the server calls it on close).
+ * The request log's destination when none is given: a file descriptor (stdout) written in
+ * batches, when FLUSH_CHARS are pending or `flushIntervalMs` after the first pending line,
+ * whichever comes first. pino's default destination makes one write(2) per line; writing once per
+ * event-loop turn (this class's first form) still cost a setImmediate and a write per turn, and
+ * under the HTTP bench a turn mostly answers one request. Writes stay synchronous, so no other
+ * thread is involved; `flushSync` writes what is left (the server calls it on close). A process
+ * that dies without closing loses at most the last interval's lines.
  *
  * If the descriptor fails (EPIPE: whoever read stdout went away), logging stops with one notice
  * on stderr rather than taking the server down.
  */
-export class TurnBatchedLogDestination {
+export class BatchedLogDestination {
   readonly #fd: number;
+  readonly #flushIntervalMs: number;
   #pending = '';
-  #flushScheduled = false;
+  #timer: NodeJS.Timeout | undefined;
   #failed = false;
 
-  /** @param fd a file descriptor open for writing; 1 is stdout. */
-  constructor(fd: number) {
+  /**
+   * @param fd a file descriptor open for writing; 1 is stdout.
+   * @param flushIntervalMs longest a line waits to be written (ms); default 100.
+   */
+  constructor(fd: number, flushIntervalMs = DEFAULT_FLUSH_INTERVAL_MS) {
     this.#fd = fd;
+    this.#flushIntervalMs = flushIntervalMs;
   }
 
   /** pino calls this with one serialised line, newline included. */
@@ -32,20 +41,24 @@ export class TurnBatchedLogDestination {
     if (this.#failed) return true;
     this.#pending += line;
     if (this.#pending.length >= FLUSH_CHARS) this.flushSync();
-    else if (!this.#flushScheduled) {
-      this.#flushScheduled = true;
-      setImmediate(this.#endOfTurn);
+    else if (this.#timer === undefined) {
+      // Unreferenced: pending lines never keep a process alive that has nothing else to do.
+      this.#timer = setTimeout(this.#onTimer, this.#flushIntervalMs).unref();
     }
     return true;
   }
 
-  readonly #endOfTurn = (): void => {
-    this.#flushScheduled = false;
+  readonly #onTimer = (): void => {
+    this.#timer = undefined;
     this.flushSync();
   };
 
   /** Writes every pending line now. */
   flushSync(): void {
+    if (this.#timer !== undefined) {
+      clearTimeout(this.#timer);
+      this.#timer = undefined;
+    }
     if (this.#pending === '' || this.#failed) return;
     let bytes = Buffer.from(this.#pending, 'utf8');
     this.#pending = '';

@@ -32,7 +32,7 @@ import type { Clock } from '../sim/clock.ts';
 import { HttpAdminError } from './errors.ts';
 import { HTTP_METRIC_NAMES, HttpMetrics, UNMATCHED_ROUTE } from './metrics.ts';
 import { clientKey, FixedWindowRateLimiter, type RateLimit } from './rate-limit.ts';
-import { TurnBatchedLogDestination } from './request-log.ts';
+import { BatchedLogDestination } from './request-log.ts';
 import { CommandRecorder, readRunStatus } from './runs.ts';
 import { BODY_FIELD, type FieldIssue, validateCommandBatch } from './validate.ts';
 
@@ -92,7 +92,7 @@ export interface AdminServerOptions {
   registry?: Registry;
   /** pino level for the request log. Default 'info'. */
   logLevel?: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
-  /** Where the request log goes. Default stdout, written once per event-loop turn (TurnBatchedLogDestination). */
+  /** Where the request log goes. Default stdout, written in batches at most 100 ms apart (BatchedLogDestination). */
   logStream?: NodeJS.WritableStream;
 }
 
@@ -147,7 +147,7 @@ export async function buildServer(options: AdminServerOptions): Promise<FastifyI
     options.token,
     rateLimit === false ? undefined : new FixedWindowRateLimiter(rateLimit),
   );
-  const stdoutLog = options.logStream === undefined ? new TurnBatchedLogDestination(1) : undefined;
+  const stdoutLog = options.logStream === undefined ? new BatchedLogDestination(1) : undefined;
 
   const app = Fastify({
     bodyLimit: bodyLimitBytes,

@@ -77,8 +77,15 @@ export class CommandRecorder {
   record(batch: CommandBatch): Promise<CommandAccepted[]> {
     const { run } = batch;
     const previous = this.#tails.get(run);
-    // A run with nothing in flight appends at once: no promise to wait on, one fewer per request.
-    const appended = previous === undefined ? this.#append(batch) : previous.then(() => this.#append(batch));
+    const knownSeq = previous === undefined ? this.#nextSeq.get(run) : undefined;
+    // A run with nothing in flight whose next seq is known appends at once, without an async
+    // function's promise and resumption: the common case, once per request.
+    const appended =
+      knownSeq !== undefined
+        ? this.#appendAt(batch, knownSeq)
+        : previous === undefined
+          ? this.#append(batch)
+          : previous.then(() => this.#append(batch));
     // Forget idle runs, so the map holds only runs with appends in flight.
     const settled = (): void => {
       if (this.#tails.get(run) === tail) this.#tails.delete(run);
@@ -90,11 +97,17 @@ export class CommandRecorder {
 
   async #append(batch: CommandBatch): Promise<CommandAccepted[]> {
     const firstSeq = this.#nextSeq.get(batch.run) ?? (await nextSeqInLog(this.#log, batch.run));
+    return this.#appendAt(batch, firstSeq);
+  }
+
+  #appendAt(batch: CommandBatch, firstSeq: number): Promise<CommandAccepted[]> {
     const facts = commandsAccepted(batch, firstSeq, this.#clock.now());
+    // Forgotten until the append succeeds: after a failure the next batch reads the log again.
     this.#nextSeq.delete(batch.run);
-    await this.#log.append(asStoredEvents(facts));
-    this.#nextSeq.set(batch.run, firstSeq + facts.length);
-    return facts;
+    return this.#log.append(asStoredEvents(facts)).then(() => {
+      this.#nextSeq.set(batch.run, firstSeq + facts.length);
+      return facts;
+    });
   }
 }
 

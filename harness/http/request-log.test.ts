@@ -33,14 +33,14 @@ describe('BatchedLogDestination', () => {
     expect(readFileSync(path, 'utf8')).toBe('{"n":1}\n{"n":2}\n{"n":3,"text":"é"}\n');
   });
 
-  it('writes at once when 64 KB are pending, without waiting for the interval', () => {
+  it('writes at once when 16 KB are pending, without waiting for the interval', () => {
     const { path, fd } = logFile();
     const destination = new BatchedLogDestination(fd, 60_000);
     const line = `${'x'.repeat(1023)}\n`;
-    for (let i = 0; i < 63; i++) destination.write(line);
+    for (let i = 0; i < 15; i++) destination.write(line);
     expect(readFileSync(path, 'utf8')).toBe('');
     destination.write(line);
-    expect(readFileSync(path, 'utf8')).toHaveLength(64 * 1024);
+    expect(readFileSync(path, 'utf8')).toHaveLength(16 * 1024);
     destination.flushSync();
   });
 

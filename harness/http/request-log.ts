@@ -1,7 +1,10 @@
 import { writeSync } from 'node:fs';
 
-/** Pending lines are written at once when they reach this many characters, not later. */
-const FLUSH_CHARS = 64 * 1024;
+/**
+ * Pending lines are written at once when they reach this many characters, not later. Small
+ * enough that pending lines rarely live through a young-generation collection, which would copy them.
+ */
+const FLUSH_CHARS = 16 * 1024;
 /** Longest a line waits before it is written, when fewer than FLUSH_CHARS are pending. */
 export const DEFAULT_FLUSH_INTERVAL_MS = 100;
 /** How long to wait for a full pipe (EAGAIN) to drain before trying again. */
@@ -10,7 +13,7 @@ const waitCell = new Int32Array(new SharedArrayBuffer(4));
 
 /**
  * The request log's destination when none is given: a file descriptor (stdout) written in
- * batches, when FLUSH_CHARS are pending or `flushIntervalMs` after the first pending line,
+ * batches, when 16 KB are pending or `flushIntervalMs` after the first pending line,
  * whichever comes first. pino's default destination makes one write(2) per line; writing once per
  * event-loop turn (this class's first form) still cost a setImmediate and a write per turn, and
  * under the HTTP bench a turn mostly answers one request. Writes stay synchronous, so no other

@@ -919,11 +919,6 @@ class Decider implements CodedDecide {
   /** Commands kept aside while their code waits in the heap; `free` lists reusable slots. */
   private readonly kept: Array<Command | undefined> = [];
   private readonly free: number[] = [];
-  /**
-   * Each job's key (`job-<n>`), made when it is queued: the job's dispatch and completion name it
-   * again, and 100,000 distinct numbers turned into text three times each showed in profiles.
-   */
-  private readonly jobKeys: string[] = [];
 
   constructor(
     readonly state: EngineState,
@@ -1067,13 +1062,6 @@ class Decider implements CodedDecide {
 
   get scenario(): Scenario {
     return this.state.scenario;
-  }
-
-  /** The key of a job's facts. */
-  jobKey(job: number): string {
-    let key = this.jobKeys[job];
-    if (key === undefined) this.jobKeys[job] = key = `job-${job}`;
-    return key;
   }
 
   /** The device's work stream; draw from it at once (it is valid until the next deviceRng). */
@@ -1824,7 +1812,7 @@ function queueJob(
   }));
   const service = instanceNamed(state, instance).service;
   const wasIdle = service.planTimer === null;
-  d.emit('JobQueued', d.jobKey(job), {
+  d.emit('JobQueued', `job-${job}`, {
     job,
     user: userIdOf(user),
     device: pinOf(user),
@@ -1842,7 +1830,7 @@ function queueJob(
 function dispatchJob(d: Decider, job: number, fromDeferredSlot: boolean): void {
   const { state, scenario } = d;
   const jobs = state.jobs;
-  d.emit('JobDispatched', d.jobKey(job), {
+  d.emit('JobDispatched', `job-${job}`, {
     job,
     instance: state.instances[jobs.instance[job]!]!.id,
     queuedAt: jobs.queuedAt[job]!,
@@ -1939,7 +1927,7 @@ function afterRelease(d: Decider, push: number): void {
       if (s === HELD_AT_RELAY || s === AWAITING_RETRY || s === AWAITING_CRADLE) parked++;
     }
     const instance = state.instances[jobs.instance[job]!]!;
-    d.emit('JobCompleted', d.jobKey(job), { job, instance: instance.id, parked });
+    d.emit('JobCompleted', `job-${job}`, { job, instance: instance.id, parked });
     if (!jobs.bypass[job] && instance.service.deferredSlots > 0)
       d.schedulePacked(d.at, DISPATCH_SLOT, jobs.instance[job]! * 2 + 1);
   }

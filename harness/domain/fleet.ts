@@ -38,6 +38,22 @@ export interface Fleet {
   instanceUsers: Map<string, number[]>;
   /** Accounts the generator deliberately damaged: the ground truth preview must find. */
   plantedProblems: Map<number, AccountProblem>;
+  /** The devices' figures the engine reads for every push, by device index. */
+  figures: DeviceFigures;
+}
+
+/**
+ * The same values as the device objects' fields, one typed array per field, written as the
+ * devices are made. A run first touches most devices when their push reaches the relay, in
+ * dispatch order (one stream per instance); read from the objects, each touch missed the cache
+ * for the object and for each boxed number in it, where a typed array holds eight devices to a line.
+ */
+export interface DeviceFigures {
+  softwareVersion: Float64Array;
+  bandwidthKbps: Float64Array;
+  rttMs: Float64Array;
+  /** 1 for a device that leaves coverage now and then (it has a coverage timeline). */
+  roams: Uint8Array;
 }
 
 const PROBLEMS: readonly AccountProblem[] = [
@@ -96,6 +112,12 @@ export function generateFleet(scenario: Scenario, random: RandomSource): Fleet {
   const devices: Device[] = new Array(spec.users);
   const instanceUsers = new Map<string, number[]>();
   const plantedProblems = new Map<number, AccountProblem>();
+  const figures: DeviceFigures = {
+    softwareVersion: new Float64Array(spec.users),
+    bandwidthKbps: new Float64Array(spec.users),
+    rttMs: new Float64Array(spec.users),
+    roams: new Uint8Array(spec.users),
+  };
   // Devices' coverage streams (`device:<pin>:coverage`) in one table: a timeline draws from its
   // stream whenever the run reaches past its last flip, long after the fleet was generated.
   const coverageStreams = random.streams(spec.users, 'device:', pinOf, ':coverage');
@@ -152,10 +174,14 @@ export function generateFleet(scenario: Scenario, random: RandomSource): Fleet {
       }
       users[index] = user;
       devices[index] = device;
+      figures.softwareVersion[index] = device.softwareVersion;
+      figures.bandwidthKbps[index] = device.bandwidthKbps;
+      figures.rttMs[index] = device.rttMs;
+      figures.roams[index] = alwaysOnline ? 0 : 1;
       members.push(index);
     }
   });
-  return { users, devices, instanceUsers, plantedProblems };
+  return { users, devices, instanceUsers, plantedProblems, figures };
 }
 
 function plant(user: User, problem: AccountProblem, earlier: User[]): void {

@@ -9,21 +9,19 @@
  *
  * Every error is JSON: { error: { code, message, field?, issues? } }.
  *
- * A request to /v1 passes, in order: the per-client rate limit and then the token check (one
- * onRequest hook, so a client guessing tokens is throttled too and no body of an unauthenticated
- * client is read), the body size limit (while parsing), then schema validation. Only a batch that
- * passes all four reaches the log.
- *
- * The hooks and the command route take callbacks rather than being async: each promise (and each
- * microtask turn) is a measurable part of a request that does little else.
+ * A request passes, in order: the per-client rate limit (onRequest, so a client guessing tokens is
+ * throttled too), the token check (preParsing, so no body of an unauthenticated client is read),
+ * the body size limit (while parsing), then schema validation. Only a batch that passes all four
+ * reaches the log.
  */
 import { hash, timingSafeEqual } from 'node:crypto';
+import rateLimitPlugin from '@fastify/rate-limit';
 import Fastify, {
   type FastifyInstance,
   type FastifyReply,
   type FastifyRequest,
   LogController,
-  type onRequestHookHandler,
+  type preParsingHookHandler,
 } from 'fastify';
 import { Registry } from 'prom-client';
 import { EventLogError } from '../log/errors.ts';
@@ -31,7 +29,6 @@ import type { EventLog } from '../log/port.ts';
 import type { Clock } from '../sim/clock.ts';
 import { HttpAdminError } from './errors.ts';
 import { HTTP_METRIC_NAMES, HttpMetrics, UNMATCHED_ROUTE } from './metrics.ts';
-import { clientKey, FixedWindowRateLimiter, type RateLimit } from './rate-limit.ts';
 import { BatchedLogDestination } from './request-log.ts';
 import { CommandRecorder, readRunStatus } from './runs.ts';
 import { BODY_FIELD, type FieldIssue, validateCommandBatch } from './validate.ts';
@@ -68,7 +65,11 @@ export interface CommandsAcceptedBody {
   ids: string[];
 }
 
-export type { RateLimit };
+export interface RateLimit {
+  /** Requests one client (one IP address) may make per window. */
+  max: number;
+  windowMs: number;
+}
 
 export const DEFAULT_BODY_LIMIT_BYTES = 1024 * 1024;
 /** 20 requests a second per client: plenty for operators; load runs raise or switch it off. */
@@ -103,8 +104,6 @@ class ApiError extends Error {
     readonly code: ApiErrorCode,
     message: string,
     readonly details: { field?: string; issues?: FieldIssue[] } = {},
-    /** Headers the answer carries besides content-type (Retry-After on 429). */
-    readonly headers: Record<string, string> = {},
   ) {
     super(message);
   }
@@ -143,10 +142,7 @@ export async function buildServer(options: AdminServerOptions): Promise<FastifyI
   const registry = options.registry ?? new Registry();
   const metrics = new HttpMetrics(registry);
   const recorder = new CommandRecorder(options.log, options.clock);
-  const guard = v1Guard(
-    options.token,
-    rateLimit === false ? undefined : new FixedWindowRateLimiter(rateLimit),
-  );
+  const authenticate = bearerCheck(options.token);
   const stdoutLog = options.logStream === undefined ? new BatchedLogDestination(1) : undefined;
 
   const app = Fastify({
@@ -162,7 +158,6 @@ export async function buildServer(options: AdminServerOptions): Promise<FastifyI
     const answer = toApiError(error, bodyLimitBytes);
     if (answer.statusCode >= 500) request.log.error({ err: error }, 'request failed');
     if (answer.code === 'UNAUTHORIZED') reply.header('www-authenticate', 'Bearer realm="phasebench"');
-    reply.headers(answer.headers);
     return reply.code(answer.statusCode).send(answer.body());
   });
   app.setNotFoundHandler((request, reply) =>
@@ -181,47 +176,56 @@ export async function buildServer(options: AdminServerOptions): Promise<FastifyI
     stdoutLog?.flushSync();
   });
 
-  app.get('/healthz', async () => ({ status: 'ok' }));
+  if (rateLimit !== false) {
+    await app.register(rateLimitPlugin, {
+      global: true,
+      max: rateLimit.max,
+      timeWindow: rateLimit.windowMs,
+      hook: 'onRequest',
+      errorResponseBuilder: (_request, context) =>
+        new ApiError(
+          429,
+          'RATE_LIMITED',
+          `rate limit reached: at most ${context.max} requests per ${rateLimit.windowMs / 1000} s per client; ` +
+            `retry in ${context.after}`,
+        ),
+    });
+  }
+  const unlimited = { rateLimit: false as const };
 
-  app.get('/metrics', async (_request, reply) => {
+  app.get('/healthz', { config: unlimited }, async () => ({ status: 'ok' }));
+
+  app.get('/metrics', { config: unlimited }, async (_request, reply) => {
     reply.type(registry.contentType);
     return registry.metrics();
   });
 
-  app.post('/v1/commands', { onRequest: guard, schema: ACCEPTED_SCHEMA }, (request, reply) => {
+  app.post('/v1/commands', { preParsing: authenticate, schema: ACCEPTED_SCHEMA }, async (request, reply) => {
     const validation = validateCommandBatch(request.body);
     if (!validation.ok) {
       const [first] = validation.issues;
       const more = validation.issues.length > 1 ? ` (and ${validation.issues.length - 1} more)` : '';
-      reply.send(
-        new ApiError(400, 'INVALID_COMMAND', `${first!.field}: ${first!.problem}${more}`, {
-          field: first!.field,
-          issues: validation.issues,
-        }),
-      );
-      return;
+      throw new ApiError(400, 'INVALID_COMMAND', `${first!.field}: ${first!.problem}${more}`, {
+        field: first!.field,
+        issues: validation.issues,
+      });
     }
-    const { batch } = validation;
-    recorder.record(batch).then(
-      (facts) => {
-        for (const fact of facts) metrics.commandAccepted(fact.data.type);
-        // Debug, not info: every request is logged at info already, and the facts are in the log.
-        request.log.debug(
-          { run: batch.run, accepted: facts.length, firstSeq: facts[0]!.seq },
-          'commands accepted',
-        );
-        const body: CommandsAcceptedBody = {
-          run: batch.run,
-          accepted: facts.length,
-          ids: facts.map((fact) => fact.id),
-        };
-        reply.code(202).send(body);
-      },
-      (error: unknown) => reply.send(error),
+    const facts = await recorder.record(validation.batch);
+    for (const fact of facts) metrics.commandAccepted(fact.data.type);
+    // Debug, not info: fastify already logs every request at info, and the facts are in the log.
+    request.log.debug(
+      { run: validation.batch.run, accepted: facts.length, firstSeq: facts[0]!.seq },
+      'commands accepted',
     );
+    const body: CommandsAcceptedBody = {
+      run: validation.batch.run,
+      accepted: facts.length,
+      ids: facts.map((fact) => fact.id),
+    };
+    return reply.code(202).send(body);
   });
 
-  app.get<{ Params: { id: string } }>('/v1/runs/:id', { onRequest: guard }, async (request) => {
+  app.get<{ Params: { id: string } }>('/v1/runs/:id', { preParsing: authenticate }, async (request) => {
     const status = await readRunStatus(options.log, request.params.id);
     if (status === undefined) {
       throw new ApiError(404, 'RUN_NOT_FOUND', `the event log holds no run '${request.params.id}'`);
@@ -252,23 +256,12 @@ const ACCEPTED_SCHEMA = {
 } as const;
 
 /**
- * What every /v1 request passes before its body is read: the client's rate limit (when there is
- * one), then the token check. Rate limit windows run on the monotonic clock (performance.now),
- * whatever `clock` the facts are stamped with.
- *
- * The token check hashes both sides first, so timingSafeEqual compares equal-length buffers and
- * neither the comparison time nor an early length check says how long the token is.
+ * The token check. Both sides are hashed first, so timingSafeEqual compares equal-length buffers
+ * and neither the comparison time nor an early length check says how long the token is.
  */
-function v1Guard(token: string, limiter: FixedWindowRateLimiter | undefined): onRequestHookHandler {
+function bearerCheck(token: string): preParsingHookHandler {
   const expected = sha256(token);
-  return (request, _reply, done) => {
-    if (limiter !== undefined) {
-      const waitMs = limiter.take(clientKey(request.socket.remoteAddress), performance.now());
-      if (waitMs > 0) {
-        done(rateLimited(limiter, waitMs));
-        return;
-      }
-    }
+  return (request, _reply, payload, done) => {
     const header = request.headers.authorization;
     const match = header === undefined ? null : /^Bearer[ ]+(\S+)\s*$/i.exec(header);
     if (match === null) {
@@ -278,27 +271,9 @@ function v1Guard(token: string, limiter: FixedWindowRateLimiter | undefined): on
     } else if (!timingSafeEqual(sha256(match[1]!), expected)) {
       done(new ApiError(401, 'UNAUTHORIZED', 'the bearer token is not valid'));
     } else {
-      done();
+      done(null, payload);
     }
   };
-}
-
-/** The 429 answer, with the headers @fastify/rate-limit sent with it (seconds, rounded up). */
-function rateLimited(limiter: FixedWindowRateLimiter, waitMs: number): ApiError {
-  const retryAfterSeconds = String(Math.ceil(waitMs / 1000));
-  return new ApiError(
-    429,
-    'RATE_LIMITED',
-    `rate limit reached: at most ${limiter.max} requests per ${limiter.windowMs / 1000} s per client; ` +
-      `retry in ${retryAfterSeconds} s`,
-    {},
-    {
-      'retry-after': retryAfterSeconds,
-      'x-ratelimit-limit': String(limiter.max),
-      'x-ratelimit-remaining': '0',
-      'x-ratelimit-reset': retryAfterSeconds,
-    },
-  );
 }
 
 function sha256(text: string): Buffer {

@@ -18,6 +18,7 @@
  *
  *   npm run bench:http
  *   npm run bench:http -- --rounds 8 --round-seconds 5 --connections 20
+ *   npm run bench:http -- --commands 1 --users 1    the smallest valid body instead of 3 × 10
  *   npm run bench:http -- --json
  */
 import { type ChildProcess, fork } from 'node:child_process';
@@ -43,6 +44,8 @@ const { values: args } = parseArgs({
     rounds: { type: 'string', default: '6' },
     'round-seconds': { type: 'string', default: '3' },
     warmup: { type: 'string', default: '3' },
+    commands: { type: 'string', default: '3' },
+    users: { type: 'string', default: '10' },
     json: { type: 'boolean', default: false },
     // Internal: the child process mode, one server per child.
     serve: { type: 'string' },
@@ -56,7 +59,15 @@ const TOKEN_VARIABLE = 'PHASEBENCH_BENCH_TOKEN';
 /** Far above what any round can send: the limiter runs (its cost is measured) but never refuses. */
 const RATE_LIMIT_PER_MINUTE = 1_000_000_000;
 const RUN = 'bench/measure';
-const BATCH = { commandsPerBatch: 3, usersPerCommand: 10, batchPool: 256 };
+/**
+ * The shape of every request body: --commands commands (moveUsers, changeItPolicy and
+ * activateDevices in turn), each naming --users users where it names users.
+ */
+const BATCH = {
+  commandsPerBatch: positiveInteger('commands', args.commands),
+  usersPerCommand: positiveInteger('users', args.users),
+  batchPool: 256,
+};
 
 if (args.serve !== undefined) {
   await serveInChild(args.serve as Target);
@@ -343,7 +354,7 @@ async function main(): Promise<void> {
       `Only 2xx answers count as requests/s; latency is the median of the rounds' percentiles. ` +
         `${connections} connections, pipelining ${pipelining}, rounds of ${roundSeconds} s per server ` +
         `after ${warmupSeconds} s of warm-up each, loopback; ${BATCH.batchPool} prepared batches of ` +
-        `${BATCH.commandsPerBatch} commands, the same for both.`,
+        `${BATCH.commandsPerBatch} commands of ${BATCH.usersPerCommand} users, the same for both.`,
       `Admin API: rate limit on at ${count(RATE_LIMIT_PER_MINUTE)} a minute, request log at info ` +
         `(${(requestLogBytes / 1e6).toFixed(1)} MB written to a file).`,
       `Machine: ${availableParallelism()} cores, load average ${loadAverageAtStart.toFixed(1)} at the start ` +

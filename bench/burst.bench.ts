@@ -24,10 +24,12 @@
  * It prints figures and ratios; it asserts nothing (the machine is shared and noisy). Ratios are of
  * events per wall-clock second; each stage's CPU time (all threads, the collector's helpers included)
  * and the load average are printed beside them, to tell a slower stage from a busier machine. The simulator
- * and pipeline stages start from a collected heap, so neither pays for the garbage of what ran
- * before it (generating the fleet, the stage before). A full collection throws away the optimised
- * code of whatever was warmed before it (its embedded objects die), so the simulator and each bare
- * loop are warmed after the collection, right before they are measured, on smaller runs of their own.
+ * and pipeline stages start after a full collection, so neither pays for the garbage of what ran
+ * before it (generating the fleet, the stage before). A full collection also throws away the
+ * optimised code of whatever was warmed before it (its embedded objects die), so the simulator and
+ * each bare loop are warmed after it, right before they are measured, on smaller runs of their own
+ * (the simulator starts with its warm-up runs' young garbage, which dies at its first scavenge).
+ * The pipeline stage is not warmed again, as before.
  *
  *   npm run bench                         100,000 devices
  *   npm run bench -- --devices 1000000    the million-device run

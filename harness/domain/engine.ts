@@ -35,6 +35,7 @@ import {
   userIdOf,
   userIndexOf,
 } from './fleet.ts';
+import { NumberedNames } from './numbered.ts';
 import type { RandomSource, Rng, StreamTable } from './random.ts';
 import { jobsForMinute, MINUTE_MS, SlidingWindow, slotOffsets } from './throttle.ts';
 
@@ -1102,6 +1103,9 @@ export function createCodedDecide(
   return new Decider(state, ctx, null, sink);
 }
 
+/** Job facts' keys, `job-<n>`. */
+const JOB_KEYS = new NumberedNames('job-');
+
 // The push kinds each kind of job carries, shared rather than built per job.
 const MOVE_PUSHES: readonly PushKind[] = ['itPolicy', 'serviceBooks', 'dataSync'];
 const MOVE_PUSHES_BEFORE_4: readonly PushKind[] = ['itPolicy', 'serviceBooks'];
@@ -1792,7 +1796,7 @@ function queueJob(
   }
   const service = instanceNamed(state, instance).service;
   const wasIdle = service.planTimer === null;
-  d.emit('JobQueued', `job-${job}`, {
+  d.emit('JobQueued', JOB_KEYS.of(job), {
     job,
     user: userIdOf(user),
     device: pinOf(user),
@@ -1810,7 +1814,7 @@ function queueJob(
 function dispatchJob(d: Decider, job: number, fromDeferredSlot: boolean): void {
   const { state, scenario } = d;
   const jobs = state.jobs;
-  d.emit('JobDispatched', `job-${job}`, {
+  d.emit('JobDispatched', JOB_KEYS.of(job), {
     job,
     instance: state.instances[jobs.instance[job]!]!.id,
     queuedAt: jobs.queuedAt[job]!,
@@ -1907,7 +1911,7 @@ function afterRelease(d: Decider, push: number): void {
       if (s === HELD_AT_RELAY || s === AWAITING_RETRY || s === AWAITING_CRADLE) parked++;
     }
     const instance = state.instances[jobs.instance[job]!]!;
-    d.emit('JobCompleted', `job-${job}`, { job, instance: instance.id, parked });
+    d.emit('JobCompleted', JOB_KEYS.of(job), { job, instance: instance.id, parked });
     if (!jobs.bypass[job] && instance.service.deferredSlots > 0)
       d.schedulePacked(d.at, DISPATCH_SLOT, jobs.instance[job]! * 2 + 1);
   }

@@ -7,6 +7,7 @@
 import { type CodedDecisionSink, type Command, createCodedDecide, initialState } from '../domain/engine.ts';
 import { type DomainEvent, EVENT_SCHEMA_VERSION, type StoredEvent } from '../domain/events.ts';
 import { type Fleet, generateFleet } from '../domain/fleet.ts';
+import { NumberedNames } from '../domain/numbered.ts';
 import type { RandomSource } from '../domain/random.ts';
 import { EventHasher, serializeTrustedEvent } from '../log/codec.ts';
 import { PlanProjection } from '../metrics/projection.ts';
@@ -80,36 +81,6 @@ export function simulatePlan(
   };
 }
 
-/** The last three digits of 1000..∞, and 0..999 as themselves. */
-const LAST_THREE_DIGITS = Array.from({ length: 1000 }, (_, i) => String(i).padStart(3, '0'));
-const SMALL_NUMBERS = Array.from({ length: 1000 }, (_, i) => String(i));
-
-/**
- * Event ids `${run}#${seq}` for consecutive seq, built from the run's prefix and the digits of
- * seq above the last three (which change every 1,000 events) plus a shared three-digit string:
- * one string join per event instead of converting a number to text first.
- */
-class EventIds {
-  private readonly prefix: string;
-  private thousands = 0;
-  private thousandsPrefix = '';
-
-  constructor(run: string) {
-    this.prefix = `${run}#`;
-  }
-
-  /** The id of the event numbered `seq` (a non-negative integer). */
-  next(seq: number): string {
-    if (seq < 1000) return this.prefix + SMALL_NUMBERS[seq]!;
-    const thousands = Math.floor(seq / 1000);
-    if (thousands !== this.thousands) {
-      this.thousands = thousands;
-      this.thousandsPrefix = this.prefix + thousands;
-    }
-    return this.thousandsPrefix + LAST_THREE_DIGITS[seq - thousands * 1000]!;
-  }
-}
-
 /**
  * The engine's sink for one run: scheduled commands go into the heap as the engine's numeric
  * codes; each fact is stored as the engine emits it (so a burst of facts is never held all at
@@ -121,7 +92,7 @@ class Recorder implements CodedDecisionSink {
   readonly projection: PlanProjection | null;
   readonly hasher: EventHasher | null;
   seq = 0;
-  private readonly ids: EventIds;
+  private readonly ids: NumberedNames;
   private readonly keep: boolean;
   private readonly onEvent: ((event: StoredEvent) => void) | undefined;
   private readonly onLine: ((line: string) => void) | undefined;
@@ -131,7 +102,7 @@ class Recorder implements CodedDecisionSink {
     options: RunOptions,
     project: boolean,
   ) {
-    this.ids = new EventIds(run);
+    this.ids = new NumberedNames(`${run}#`);
     this.keep = options.keepEvents ?? true;
     this.projection = project ? new PlanProjection() : null;
     this.hasher = project ? new EventHasher() : null;
@@ -149,7 +120,7 @@ class Recorder implements CodedDecisionSink {
     stored.v = EVENT_SCHEMA_VERSION;
     stored.run = this.run;
     stored.seq = this.seq;
-    stored.id = this.ids.next(this.seq);
+    stored.id = this.ids.of(this.seq);
     this.seq++;
     if (this.hasher || this.onLine) {
       const line = serializeTrustedEvent(stored);

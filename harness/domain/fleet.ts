@@ -129,11 +129,15 @@ export function generateFleet(scenario: Scenario, random: RandomSource): Fleet {
     for (let n = 0; n < counts[k]!; n++, index++) {
       const rng = random.stream(`user:${index}`);
       const id = userIdOf(index);
+      // One flat string for both fields, joined rather than concatenated: V8 keeps a concatenation
+      // of 13 characters or more as a rope, which the account check's Set first copied into a
+      // flat string to hash (some 20 ms of each run over 100,000 users, more than joining costs here).
+      const address = [id, '@corp.example'].join('');
       const user: User = {
         index,
         id,
-        mailbox: `${id}@corp.example`,
-        smtpAddress: `${id}@corp.example`,
+        mailbox: address,
+        smtpAddress: address,
         hasConfigRecord: true,
         instance: inst.id,
         itPolicy: 'Default',

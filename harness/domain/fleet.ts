@@ -121,6 +121,11 @@ export function generateFleet(scenario: Scenario, random: RandomSource): Fleet {
   // Devices' coverage streams (`device:<pin>:coverage`) in one table: a timeline draws from its
   // stream whenever the run reaches past its last flip, long after the fleet was generated.
   const coverageStreams = random.streams(spec.users, 'device:', pinOf, ':coverage');
+  // Every PIN and user id first, each in a tight loop: a run reads them in device order (the PIN's
+  // digits for the device's work stream and its DeviceConverged, the id's for its JobQueued), and
+  // made one per device among the device's other objects, each sat on a cache line of its own.
+  for (let i = 0; i < spec.users; i++) pinOf(i);
+  for (let i = 0; i < spec.users; i++) userIdOf(i);
 
   let index = 0;
   instances.forEach((inst, k) => {

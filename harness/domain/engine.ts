@@ -1572,7 +1572,7 @@ function reachRelay(d: Decider, push: number): void {
     deliver(d, push);
     return;
   }
-  const coverage = state.fleet.devices[device]!.coverage!;
+  const coverage = figures.coverage[device]!;
   if (coverage.isOnline(d.at)) {
     deliver(d, push);
     return;

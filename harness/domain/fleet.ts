@@ -54,6 +54,8 @@ export interface DeviceFigures {
   rttMs: Float64Array;
   /** 1 for a device that leaves coverage now and then (it has a coverage timeline). */
   roams: Uint8Array;
+  /** Each device's coverage timeline (null for one always in coverage), the object's own. */
+  coverage: Array<CoverageTimeline | null>;
 }
 
 const PROBLEMS: readonly AccountProblem[] = [
@@ -117,6 +119,7 @@ export function generateFleet(scenario: Scenario, random: RandomSource): Fleet {
     bandwidthKbps: new Float64Array(spec.users),
     rttMs: new Float64Array(spec.users),
     roams: new Uint8Array(spec.users),
+    coverage: new Array(spec.users).fill(null),
   };
   // Devices' coverage streams (`device:<pin>:coverage`) in one table: a timeline draws from its
   // stream whenever the run reaches past its last flip, long after the fleet was generated.
@@ -187,6 +190,7 @@ export function generateFleet(scenario: Scenario, random: RandomSource): Fleet {
       figures.bandwidthKbps[index] = device.bandwidthKbps;
       figures.rttMs[index] = device.rttMs;
       figures.roams[index] = alwaysOnline ? 0 : 1;
+      figures.coverage[index] = device.coverage;
       members.push(index);
     }
   });

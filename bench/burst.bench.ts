@@ -14,7 +14,7 @@
  *                    what "vs bare loop" divides by.
  *   1,000 live       the figure earlier versions of this bench compared with, kept for continuity.
  *
- * The simulator and the bare loops are measured in rounds (`--rounds`, 3), each the same steps:
+ * The simulator and the bare loops are measured in rounds (`--rounds`, 5), each the same steps:
  * a fresh fleet, a full collection, the simulator's warm-up runs, the measured simulator run, then
  * each bare loop twice, alternating, keeping its faster run (whichever ran first was slowed by the
  * collector's background work left by the run before it). A round's ratio is its simulator's
@@ -43,8 +43,8 @@
  * at its first scavenge). The full pipeline runs once, after the rounds, on the last round's fleet,
  * and is not warmed again; its ratio is to the median of the rounds' matched bare loops.
  *
- *   npm run bench                                  100,000 devices, 3 rounds
- *   npm run bench -- --rounds 5                    more rounds
+ *   npm run bench                                  100,000 devices, 5 rounds
+ *   npm run bench -- --rounds 9                    more rounds
  *   npm run bench -- --devices 1000000 --rounds 1  the million-device run
  *   npm run bench -- --json                        machine-readable figures on stdout
  */
@@ -66,7 +66,7 @@ import { runPlan, simulatePlan } from '../harness/sim/run.ts';
 const { values: args } = parseArgs({
   options: {
     devices: { type: 'string', default: '100000' },
-    rounds: { type: 'string', default: '3' },
+    rounds: { type: 'string', default: '5' },
     json: { type: 'boolean', default: false },
   },
 });

@@ -93,18 +93,21 @@ function quantiles(metric: string, selector: string, by: string, legend: string)
   );
 }
 
+/** A variable whose values a Prometheus query lists; `multi` also offers All (any value). */
+function variable(name: string, label: string, expr: string, multi: boolean): QueryVariableBuilder {
+  return new QueryVariableBuilder(name)
+    .label(label)
+    .datasource(PROMETHEUS)
+    .query(expr)
+    .definition(expr)
+    .refresh(VariableRefresh.OnTimeRangeChanged)
+    .sort(VariableSort.AlphabeticalAsc)
+    .multi(multi)
+    .includeAll(multi)
+    .allValue('.*');
+}
+
 function runVariables(): QueryVariableBuilder[] {
-  const variable = (name: string, label: string, expr: string, multi: boolean) =>
-    new QueryVariableBuilder(name)
-      .label(label)
-      .datasource(PROMETHEUS)
-      .query(expr)
-      .definition(expr)
-      .refresh(VariableRefresh.OnTimeRangeChanged)
-      .sort(VariableSort.AlphabeticalAsc)
-      .multi(multi)
-      .includeAll(multi)
-      .allValue('.*');
   return [
     variable('run', 'run', `label_values(${METRICS.events.name}, run)`, false),
     variable('plan', 'plan', `label_values(${METRICS.events.name}{run=~"$run"}, plan)`, true),
@@ -395,21 +398,15 @@ const JOB_INSTANCE = 'job=~"$job",instance=~"$instance"';
 
 /** The services' variables: Prometheus's scrape job (engine, fleet, admin, driver) and target. */
 function serviceVariables(): QueryVariableBuilder[] {
-  const variable = (name: string, expr: string) =>
-    new QueryVariableBuilder(name)
-      .label(name)
-      .datasource(PROMETHEUS)
-      .query(expr)
-      .definition(expr)
-      .refresh(VariableRefresh.OnTimeRangeChanged)
-      .sort(VariableSort.AlphabeticalAsc)
-      .multi(true)
-      .includeAll(true)
-      .allValue('.*');
   // A Node.js heap metric: every phasebench process has it, Prometheus's own self-scrape does not.
   return [
-    variable('job', `label_values(${PROCESS_METRICS.heapUsedBytes}, job)`),
-    variable('instance', `label_values(${PROCESS_METRICS.heapUsedBytes}{job=~"$job"}, instance)`),
+    variable('job', 'job', `label_values(${PROCESS_METRICS.heapUsedBytes}, job)`, true),
+    variable(
+      'instance',
+      'instance',
+      `label_values(${PROCESS_METRICS.heapUsedBytes}{job=~"$job"}, instance)`,
+      true,
+    ),
   ];
 }
 

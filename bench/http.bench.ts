@@ -36,6 +36,7 @@ import { type HttpLoadParameters, runHttpLoad } from '../harness/http/load.ts';
 import { buildServer } from '../harness/http/server.ts';
 import { MemoryEventLog } from '../harness/log/memory.ts';
 import { WallClock } from '../harness/sim/clock.ts';
+import { medianOf } from './median.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -193,12 +194,6 @@ function figures(result: autocannon.Result, serverCpuMicros: number): RoundFigur
   };
 }
 
-function median(values: readonly number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
-}
-
 /** A server's rounds together: requests/s over all its seconds, latency as the rounds' median. */
 function summary(rounds: readonly RoundFigures[]) {
   const sum = (pick: (r: RoundFigures) => number): number => rounds.reduce((n, r) => n + pick(r), 0);
@@ -208,8 +203,8 @@ function summary(rounds: readonly RoundFigures[]) {
     ok,
     non2xx: sum((r) => r.non2xx),
     errors: sum((r) => r.errors),
-    latencyP50Ms: median(rounds.map((r) => r.latencyP50Ms)),
-    latencyP99Ms: median(rounds.map((r) => r.latencyP99Ms)),
+    latencyP50Ms: medianOf(rounds.map((r) => r.latencyP50Ms)),
+    latencyP99Ms: medianOf(rounds.map((r) => r.latencyP99Ms)),
     /** Server CPU time per 2xx answer: less sensitive to a busy machine than requests/s. */
     serverCpuMicrosPerRequest: sum((r) => r.serverCpuMicros) / ok,
   };
@@ -294,7 +289,7 @@ async function main(): Promise<void> {
     rounds,
     admin,
     bare,
-    medianRatio: median(ratios),
+    medianRatio: medianOf(ratios),
     target: 0.5,
     requestLogBytes,
     machine: {
@@ -343,7 +338,7 @@ async function main(): Promise<void> {
       `${Math.round(m.serverCpuMicrosPerRequest)} µs`,
     ]);
   }
-  const medianRatio = median(ratios);
+  const medianRatio = medianOf(ratios);
   console.log(perRound.toString());
   console.log(totals.toString());
   console.log(

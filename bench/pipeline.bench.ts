@@ -68,6 +68,7 @@ import { serializeTrustedEvent } from '../harness/log/codec.ts';
 import { parseScenario } from '../harness/scenario/load.ts';
 import type { Scenario } from '../harness/scenario/schema.ts';
 import { simulatePlan } from '../harness/sim/run.ts';
+import { medianOf } from './median.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -756,10 +757,4 @@ async function main(): Promise<void> {
 
 function eventsPerSecondOf(live: PipelineResult): number {
   return (live.events / live.wallMs) * 1000;
-}
-
-function medianOf(values: readonly number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }

@@ -313,7 +313,7 @@ async function main(): Promise<void> {
   for (const r of rounds) {
     perRound.push([
       r.round,
-      r.order.map((t) => (t === 'admin' ? 'admin' : 'bare')).join(', '),
+      r.order.join(', '),
       count(r.admin.requestsPerSecond),
       count(r.bare.requestsPerSecond),
       percent(r.ratio),
@@ -338,7 +338,7 @@ async function main(): Promise<void> {
       `${Math.round(m.serverCpuMicrosPerRequest)} µs`,
     ]);
   }
-  const medianRatio = medianOf(ratios);
+  const { medianRatio } = report;
   console.log(perRound.toString());
   console.log(totals.toString());
   console.log(

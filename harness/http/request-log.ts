@@ -6,7 +6,7 @@ import { writeSync } from 'node:fs';
  */
 const FLUSH_CHARS = 16 * 1024;
 /** Longest a line waits before it is written, when fewer than FLUSH_CHARS are pending. */
-export const DEFAULT_FLUSH_INTERVAL_MS = 100;
+const DEFAULT_FLUSH_INTERVAL_MS = 100;
 /** How long to wait for a full pipe (EAGAIN) to drain before trying again. */
 const FULL_PIPE_WAIT_MS = 1;
 const waitCell = new Int32Array(new SharedArrayBuffer(4));

@@ -77,22 +77,6 @@ export interface Decision {
   scheduled: Scheduled[];
 }
 
-/**
- * Where a bound decide sends what it decides, the moment it decides it: the run loop's heap and
- * its store. An object rather than callbacks because its methods are the same functions from one
- * run to the next: the JIT inlines them into the engine, and a fresh closure per run would
- * invalidate that code at the start of every run.
- */
-export interface DecisionSink {
-  /** A command to run at `at` (whole milliseconds). */
-  schedule(at: number, command: Command): void;
-  /**
-   * Each fact as it is emitted, already applied to the state. Without it, facts collect in the
-   * decision's `events`.
-   */
-  store?(event: DomainEvent): void;
-}
-
 /** A time field with no value (times on a run's timeline are never negative). */
 const NONE = -1;
 
@@ -883,8 +867,6 @@ export interface CodedDecide {
   run(code: number, at: number): void;
   /** The code of a command from outside (the run's start, a commanded plan's moves, its end). */
   encode(command: Command): number;
-  /** The command a code stands for, without using it up. */
-  decode(code: number): Command;
 }
 
 /** Emits facts (applying each with evolve) and schedules the commands they set in motion. */
@@ -893,8 +875,6 @@ class Decider implements CodedDecide {
   scheduled: Scheduled[] = [];
   at = 0;
 
-  /** Facts go to the sink's store as they are emitted; otherwise into `events`. */
-  private readonly storesFacts: boolean;
   /** Commands kept aside while their code waits in the heap; `free` lists reusable slots. */
   private readonly kept: Array<Command | undefined> = [];
   private readonly free: number[] = [];
@@ -902,13 +882,11 @@ class Decider implements CodedDecide {
   constructor(
     readonly state: EngineState,
     readonly ctx: DecideContext,
-    /** Where scheduled commands (and facts) go straight away; otherwise `scheduled` (and `events`). */
-    private readonly sink: DecisionSink | null = null,
-    /** Where scheduled commands go as codes; takes precedence over `sink`. */
+    /** Where scheduled commands go straight away (a command to run at `at`); otherwise `scheduled`. */
+    private readonly sink: ((at: number, command: Command) => void) | null = null,
+    /** Where scheduled commands go as codes, and facts as they are emitted; takes precedence over `sink`. */
     private readonly codes: CodedDecisionSink | null = null,
-  ) {
-    this.storesFacts = codes !== null || sink?.store !== undefined;
-  }
+  ) {}
 
   emit<T extends EventType>(type: T, key: string, data: EventData[T]): void {
     // One object shape for every fact, with room for the envelope the run loop stamps on it
@@ -925,12 +903,8 @@ class Decider implements CodedDecide {
       id: undefined,
     } as unknown as DomainEvent;
     evolve(this.state, e);
-    if (this.storesFacts) {
-      if (this.codes !== null) this.codes.store(e);
-      else this.sink!.store!(e);
-    } else {
-      this.events.push(e);
-    }
+    if (this.codes !== null) this.codes.store(e);
+    else this.events.push(e);
   }
 
   /** Virtual time is whole milliseconds: rounding up keeps causes before effects and 60 s windows exact. */
@@ -948,7 +922,7 @@ class Decider implements CodedDecide {
   }
 
   private scheduleCommand(at: number, command: Command): void {
-    if (this.sink) this.sink.schedule(at, command);
+    if (this.sink) this.sink(at, command);
     else this.scheduled.push({ at, command });
   }
 
@@ -994,12 +968,6 @@ class Decider implements CodedDecide {
         // DispatchSlot too: its instance may not have gone live yet.
         return this.keep(command);
     }
-  }
-
-  decode(code: number): Command {
-    const kind = code & (CODE_KINDS - 1);
-    const argument = code >>> 4;
-    return kind === KEPT ? this.kept[argument]! : this.decodePacked(kind, argument);
   }
 
   private decodePacked(kind: number, argument: number): Command {
@@ -1065,20 +1033,15 @@ export function decide(state: EngineState, command: Command, at: number, ctx: De
  * A decide bound to one state, for live mode and tests: scheduled commands go straight to the
  * sink (a heap) and the events array is reused, so a decision is valid only until the next call
  * (the caller consumes it at once). Saves allocations on the hottest path.
- *
- * With a sink that stores, each fact goes to it the moment it is emitted (and applied) instead
- * of into the decision's `events`, which stays empty: a command that emits 100,000 facts then
- * never holds them all at once.
  */
 export function createDecide(
   state: EngineState,
   ctx: DecideContext,
-  sink?: DecisionSink | ((at: number, command: Command) => void),
+  sink?: (at: number, command: Command) => void,
 ): (command: Command, at: number) => Decision {
-  const to = typeof sink === 'function' ? { schedule: sink } : (sink ?? null);
-  const d = new Decider(state, ctx, to);
+  const d = new Decider(state, ctx, sink ?? null);
   return (command, at) => {
-    if (to) {
+    if (sink) {
       if (d.events.length > 0) d.events.length = 0;
     } else {
       d.events = [];

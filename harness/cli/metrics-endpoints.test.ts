@@ -19,6 +19,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { Kafka, logLevel } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -31,7 +32,7 @@ import {
   variableQueries,
 } from '../dashboards/queries.ts';
 import { type KafkaBroker, startBroker, stopBroker } from '../live/broker.ts';
-import { createTopics, kafkaClient, type LiveTopics, liveTopics } from '../live/kafka-config.ts';
+import { kafkaClient, type LiveTopics } from '../live/kafka-config.ts';
 import { DEAD_LETTER_CATEGORIES } from '../live/messages.ts';
 import { type LiveRun, liveRunId, runLive } from '../live/run-live.ts';
 import { LocalPrometheus } from '../metrics/backfill.ts';
@@ -44,6 +45,7 @@ import {
   STRANDED_REASONS,
 } from '../metrics/names.ts';
 import { parseScenario } from '../scenario/load.ts';
+import { freshTopics, nowS, until } from '../testing/live.ts';
 import { instances } from '../testing/scenarios.ts';
 import { engineCommand, fleetCommand } from './services.ts';
 
@@ -224,21 +226,6 @@ async function runThroughServices(
   }
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-/** Topics of a test's own under a fresh prefix, created; so no test meets another's messages. */
-async function freshTopics(): Promise<{ prefix: string; topics: LiveTopics }> {
-  const prefix = `metrics-${randomUUID()}.`;
-  const topics = liveTopics({ prefix });
-  const admin = kafka.admin();
-  await admin.connect();
-  await createTopics(admin, Object.values(topics));
-  await admin.disconnect();
-  return { prefix, topics };
-}
-
 // First in this file: it needs a broker on which no consumer group has been joined yet.
 describe('the live driver on a fresh broker', () => {
   it('follows the run though its first group join fails while the group coordinator is being set up', async () => {
@@ -258,7 +245,7 @@ describe('the live driver on a fresh broker', () => {
           if (log.message.startsWith('Crash:')) crashes.push(log.message);
         },
     });
-    const { topics } = await freshTopics();
+    const { topics } = await freshTopics(kafka, 'metrics');
     // No engine: the run stalls, which says the driver got as far as following it.
     await expect(
       runLive(scenario, 'phased', {
@@ -276,7 +263,7 @@ describe('the live driver on a fresh broker', () => {
 
 describe('phasebench engine and fleet /metrics', () => {
   it('pass promtool with nothing to report; the engine shows the run it hosted, the fleet what it answered', async () => {
-    const { prefix, topics } = await freshTopics();
+    const { prefix, topics } = await freshTopics(kafka, 'metrics');
     const common = ['--brokers', broker!.bootstrap, '--topic-prefix', prefix, '--metrics-port', '0'];
     const metricsUrl = /metrics (http:\/\/\S+)\/metrics/;
     // The engine listens where it is told by default (loopback); the fleet where the environment
@@ -425,25 +412,13 @@ describe('phasebench serve /metrics', () => {
   }, 60_000);
 });
 
-function nowS(): number {
-  return Date.now() / 1000;
-}
-
-async function until(what: string, done: () => Promise<boolean>, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await done())) {
-    if (Date.now() > deadline) throw new Error(`gave up waiting ${timeoutMs / 1000} s for ${what}`);
-    await sleep(250);
-  }
-}
-
 describe('the services dashboard on a real Prometheus', () => {
   it('answers every PromQL expression of every panel with data, after a live run through a scraped engine, fleet and admin API', async () => {
     if (spawnSync(PROMETHEUS_BIN, ['--version'], { encoding: 'utf8' }).error)
       throw new Error(
         `${PROMETHEUS_BIN} is not installed: apt-get install prometheus (or point PROMETHEUS_BIN at it)`,
       );
-    const { prefix, topics } = await freshTopics();
+    const { prefix, topics } = await freshTopics(kafka, 'metrics');
     const common = ['--brokers', broker!.bootstrap, '--topic-prefix', prefix, '--metrics-port', '0'];
     const loopback = { PHASEBENCH_METRICS_HOST: '127.0.0.1', PHASEBENCH_METRICS_PORT: undefined };
     const metricsUrl = /metrics (http:\/\/\S+)\/metrics/;

@@ -17,6 +17,7 @@ import { type ConsumedMessage, type ConsumerCounts, DeadLetteringConsumer } from
 import { createTopics, kafkaClient, type LiveTopics, liveTopics } from '../live/kafka-config.ts';
 import { MESSAGE_SCHEMA_VERSION, RUN_HEADER, VERSION_HEADER } from '../live/messages.ts';
 import { type LiveRun, runLive } from '../live/run-live.ts';
+import { freshTopics } from '../testing/live.ts';
 import { quietFleet, tinyScenario } from '../testing/scenarios.ts';
 import { k6Binary } from './k6.ts';
 import { type KafkaMovesOptions, type KafkaMovesRun, runKafkaMoves } from './kafka-moves.ts';
@@ -244,8 +245,7 @@ const TIME_SCALE = 300;
 async function commandedRun(
   options: Omit<KafkaMovesOptions, 'bootstrap' | 'topic' | 'run' | 'startedAt' | 'timeScale' | 'users'>,
 ): Promise<{ k6: KafkaMovesRun; live: LiveRun; topics: LiveTopics }> {
-  const topics = liveTopics({ prefix: `k6-test-${randomUUID()}.` });
-  await createTopics(admin, Object.values(topics));
+  const { topics } = await freshTopics(kafka, 'k6-test');
   const scenario = tinyScenario({
     name: 'k6-moves',
     instances: 2,

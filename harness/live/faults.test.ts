@@ -10,16 +10,18 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import type { Kafka } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { StoredEvent } from '../domain/events.ts';
 import { parseScenario } from '../scenario/load.ts';
 import { runPlan } from '../sim/run.ts';
+import { freshTopics } from '../testing/live.ts';
 import { type KafkaBroker, pauseBroker, resumeBroker, startBroker, stopBroker } from './broker.ts';
 import { EngineWorker } from './engine-worker.ts';
 import { FleetWorker } from './fleet-worker.ts';
-import { createTopics, kafkaClient, type LiveTopics, liveTopics } from './kafka-config.ts';
+import { kafkaClient } from './kafka-config.ts';
 import { decodeMessage, MESSAGE_BYTE_LIMITS } from './messages.ts';
 import { liveRunId, runLive } from './run-live.ts';
 
@@ -40,16 +42,6 @@ afterAll(async () => {
   for (const child of children) if (child.exitCode === null) child.kill('SIGKILL');
   if (broker !== undefined) await stopBroker(broker);
 }, 120_000);
-
-async function freshTopics(): Promise<{ prefix: string; topics: LiveTopics }> {
-  const prefix = `faults-${randomUUID()}.`;
-  const topics = liveTopics({ prefix });
-  const admin = kafka.admin();
-  await admin.connect();
-  await createTopics(admin, Object.values(topics));
-  await admin.disconnect();
-  return { prefix, topics };
-}
 
 const scenario = parseScenario(
   {
@@ -114,10 +106,6 @@ function startEngine(prefix: string): Promise<{ child: ChildProcess; output: () 
   });
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
 /** The facts of a log without its run id: a live run's are the simulation's. */
 function facts(events: readonly StoredEvent[]): unknown[] {
   return events.map(({ run: _run, id: _id, ...rest }) => rest);
@@ -144,7 +132,7 @@ function expectSameAsVirtualTime(events: readonly StoredEvent[]): void {
 
 describe('faults in live mode', () => {
   it('survives kill -9 of the engine worker hosting the run, one of two', async () => {
-    const { prefix, topics } = await freshTopics();
+    const { prefix, topics } = await freshTopics(kafka, 'faults');
     const engines = await Promise.all([startEngine(prefix), startEngine(prefix)]);
     const fleet = await FleetWorker.start({
       kafka,
@@ -195,7 +183,7 @@ describe('faults in live mode', () => {
   }, 240_000);
 
   it('survives the broker stopped and started again mid-run, losing nothing', async () => {
-    const { topics } = await freshTopics();
+    const { topics } = await freshTopics(kafka, 'faults');
     const expected = runPlan(scenario, 'phased', { keepEvents: false }).metrics.events;
     let seen = 0;
     let outage: Promise<void> | undefined;
@@ -212,7 +200,7 @@ describe('faults in live mode', () => {
           stoppedAt = seen;
           outage = (async () => {
             await pauseBroker(broker!);
-            await new Promise((resolve) => setTimeout(resolve, 3_000));
+            await sleep(3_000);
             await resumeBroker(broker!);
           })();
         }
@@ -228,7 +216,7 @@ describe('faults in live mode', () => {
   }, 300_000);
 
   it('dead-letters 1,000 malformed commands and device events injected mid-run, with reasons, and completes the run', async () => {
-    const { topics } = await freshTopics();
+    const { topics } = await freshTopics(kafka, 'faults');
     const session = { sessionTimeoutMs: 6_000, heartbeatIntervalMs: 1_000 };
     const engine = await EngineWorker.start({ kafka, topics, ...session });
     const fleet = await FleetWorker.start({ kafka, topics, ...session });

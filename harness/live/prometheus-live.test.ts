@@ -31,9 +31,10 @@ import {
 import { LocalPrometheus, type PromSample } from '../metrics/backfill.ts';
 import { buildRegistry, METRICS, STRANDED_REASONS } from '../metrics/names.ts';
 import { parseScenario } from '../scenario/load.ts';
+import { freshTopics, nowS, until } from '../testing/live.ts';
 import { instances } from '../testing/scenarios.ts';
 import { type KafkaBroker, startBroker, stopBroker } from './broker.ts';
-import { createTopics, kafkaClient, liveTopics } from './kafka-config.ts';
+import { kafkaClient } from './kafka-config.ts';
 import { LiveMetrics, type MetricsServer, startMetricsServer } from './metrics.ts';
 import { type LiveRun, runLive } from './run-live.ts';
 
@@ -124,14 +125,7 @@ const watched = once(async (): Promise<Watched> => {
     brokers: [broker.bootstrap],
     clientId: 'phasebench-prometheus-live-test',
   });
-  const topics = liveTopics({ prefix: `prometheus-live-${randomUUID()}.` });
-  const admin = kafka.admin();
-  await admin.connect();
-  try {
-    await createTopics(admin, Object.values(topics));
-  } finally {
-    await admin.disconnect();
-  }
+  const { topics } = await freshTopics(kafka, 'prometheus-live');
 
   await joinAGroup(kafka, topics.events.name);
 
@@ -211,18 +205,6 @@ async function joinAGroup(kafka: Kafka, topic: string): Promise<void> {
     ]);
   } finally {
     await consumer.disconnect();
-  }
-}
-
-function nowS(): number {
-  return Date.now() / 1000;
-}
-
-async function until(what: string, done: () => Promise<boolean>, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await done())) {
-    if (Date.now() > deadline) throw new Error(`gave up waiting ${timeoutMs / 1000} s for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 250));
   }
 }
 

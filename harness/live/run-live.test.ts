@@ -9,8 +9,9 @@ import type { Kafka } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseScenario } from '../scenario/load.ts';
 import { runPlan } from '../sim/run.ts';
+import { freshTopics } from '../testing/live.ts';
 import { type KafkaBroker, startBroker, stopBroker } from './broker.ts';
-import { createTopics, kafkaClient, liveTopics } from './kafka-config.ts';
+import { kafkaClient } from './kafka-config.ts';
 import { runLive } from './run-live.ts';
 
 /** A port of this file's own, so it never meets the broker of another test file. */
@@ -27,15 +28,6 @@ beforeAll(async () => {
 afterAll(async () => {
   if (broker !== undefined) await stopBroker(broker);
 });
-
-async function freshTopics() {
-  const topics = liveTopics({ prefix: `live-${randomUUID()}.` });
-  const admin = kafka.admin();
-  await admin.connect();
-  await createTopics(admin, Object.values(topics));
-  await admin.disconnect();
-  return topics;
-}
 
 // About 500 devices, always in coverage and on 4.0+ software, so the run's tail is minutes, not
 // days of relay holds and re-cradles waited out on the wall clock.
@@ -65,7 +57,7 @@ const scenario = parseScenario(
 
 describe('a live run through Kafka', () => {
   it('agrees with the virtual-time run within 15% on makespan and p95 delivery, at time scale 300', async () => {
-    const topics = await freshTopics();
+    const { topics } = await freshTopics(kafka, 'live');
     const live = await runLive(scenario, 'phased', {
       kafka,
       topics,

@@ -141,7 +141,7 @@ class PushTable {
     if (push >= this.job.length) this.grow(Math.max(push + 1, this.job.length * 2));
     this.job[push] = job;
     this.device[push] = device;
-    this.kind[push] = kindIndex(kind);
+    this.kind[push] = PUSH_KINDS.indexOf(kind);
     this.bytes[push] = bytes;
     this.queuedAt[push] = queuedAt;
     this.status[push] = QUEUED;
@@ -163,21 +163,6 @@ class PushTable {
     this.attempts = grown(this.attempts, new Int32Array(capacity));
     this.released = grown(this.released, new Uint8Array(capacity));
     this.nextOfDevice = grown(this.nextOfDevice, new Int32Array(capacity));
-  }
-}
-
-function kindIndex(kind: PushKind): number {
-  switch (kind) {
-    case 'itPolicy':
-      return 0;
-    case 'serviceBooks':
-      return 1;
-    case 'dataSync':
-      return 2;
-    case 'pinKey':
-      return 3;
-    case 'activation':
-      return 4;
   }
 }
 

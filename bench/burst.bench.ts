@@ -61,6 +61,7 @@ import { parseScenario } from '../harness/scenario/load.ts';
 import type { Scenario } from '../harness/scenario/schema.ts';
 import { TimeHeap } from '../harness/sim/heap.ts';
 import { SeededRandom } from '../harness/sim/random.ts';
+import { medianOf } from './median.ts';
 import { runPlan, simulatePlan } from '../harness/sim/run.ts';
 
 const { values: args } = parseArgs({
@@ -263,13 +264,8 @@ for (let r = 1; r <= rounds; r++) {
   });
 }
 
-function median(values: readonly number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-}
 const spread = (values: readonly number[]) => ({
-  median: median(values),
+  median: medianOf(values),
   min: Math.min(...values),
   max: Math.max(...values),
 });
@@ -292,8 +288,8 @@ const fullWall = now() - started;
 const fullCpu = cpuMs() - startedCpu;
 const logBytes = statSync(logPath).size;
 rmSync(dir, { recursive: true, force: true });
-const bareMedianEventsPerSecond = median(roundResults.map((r) => r.bare.eventsPerSecond));
-const bare1000MedianEventsPerSecond = median(roundResults.map((r) => r.bare1000.eventsPerSecond));
+const bareMedianEventsPerSecond = medianOf(roundResults.map((r) => r.bare.eventsPerSecond));
+const bare1000MedianEventsPerSecond = medianOf(roundResults.map((r) => r.bare1000.eventsPerSecond));
 const fullEventsPerSecond = (full.metrics.events / fullWall) * 1000;
 const pipeline = {
   stage: 'full pipeline',

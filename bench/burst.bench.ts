@@ -61,8 +61,8 @@ import { parseScenario } from '../harness/scenario/load.ts';
 import type { Scenario } from '../harness/scenario/schema.ts';
 import { TimeHeap } from '../harness/sim/heap.ts';
 import { SeededRandom } from '../harness/sim/random.ts';
-import { medianOf } from './median.ts';
 import { runPlan, simulatePlan } from '../harness/sim/run.ts';
+import { medianOf } from './median.ts';
 
 const { values: args } = parseArgs({
   options: {

@@ -8,10 +8,21 @@
  *                 to a memory event log, metrics, and the request log at info, written to a file
  *   bare server   node:http: reads the whole body, answers 202 with a JSON body of the same size
  *
+ * With --references, three more servers are measured in the same rounds, each against the bare
+ * server, to show where the ceiling is on this machine:
+ *
+ *   fastify, nothing on     fastify parses the JSON body and answers a fixed 202: no token,
+ *                           validation, rate limit, metrics, event log or request log
+ *   fastify + request log   the same with the admin API's request log (requestLogging), to a file
+ *   node:http + the work    no framework: reads the body, JSON.parse, validateCommandBatch,
+ *                           CommandRecorder on a memory log, the ids as the answer, one pino line
+ *                           per request to a file (no token check or rate limit)
+ *
  * Each server runs in a child process of its own; autocannon runs here, with the same
  * connections, pipelining, round length and requests for both: a pool of valid command batches
  * built before the run (the generator only writes prepared bytes, so it measures the servers, not
- * itself). After a warm-up each, the servers take turns in rounds (ABBA order), so a busy
+ * itself). After a warm-up each, the servers take turns in rounds (each round starts one server
+ * later than the last: ABBA for two), so a busy
  * neighbour on the machine slows both rather than one, and the headline is the median of the
  * rounds' ratios. Only 2xx answers count as throughput; errors and non-2xx answers are shown
  * beside it. It prints figures and asserts nothing: the machine is shared.
@@ -19,6 +30,7 @@
  *   npm run bench:http
  *   npm run bench:http -- --rounds 8 --round-seconds 5 --connections 20
  *   npm run bench:http -- --commands 1 --users 1    the smallest valid body instead of 3 × 10
+ *   npm run bench:http -- --references          also fastify alone, with its log, and node:http doing the work
  *   npm run bench:http -- --json
  */
 import { type ChildProcess, fork } from 'node:child_process';
@@ -32,8 +44,13 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type autocannon from 'autocannon';
 import Table from 'cli-table3';
+import Fastify, { type FastifyInstance } from 'fastify';
+import pino from 'pino';
 import { type HttpLoadParameters, runHttpLoad } from '../harness/http/load.ts';
-import { buildServer } from '../harness/http/server.ts';
+import { BatchedLogDestination } from '../harness/http/request-log.ts';
+import { CommandRecorder } from '../harness/http/runs.ts';
+import { buildServer, requestLogging } from '../harness/http/server.ts';
+import { validateCommandBatch } from '../harness/http/validate.ts';
 import { MemoryEventLog } from '../harness/log/memory.ts';
 import { WallClock } from '../harness/sim/clock.ts';
 import { medianOf } from './median.ts';
@@ -47,15 +64,26 @@ const { values: args } = parseArgs({
     warmup: { type: 'string', default: '3' },
     commands: { type: 'string', default: '3' },
     users: { type: 'string', default: '10' },
+    references: { type: 'boolean', default: false },
     json: { type: 'boolean', default: false },
     // Internal: the child process mode, one server per child.
     serve: { type: 'string' },
   },
 });
 
-type Target = 'admin' | 'bare';
-const TARGETS: readonly Target[] = ['admin', 'bare'];
-const LABEL: Record<Target, string> = { admin: 'admin API', bare: 'bare node:http' };
+type Target = 'admin' | 'bare' | Reference;
+type Reference = 'fastify' | 'fastifyLog' | 'work';
+const REFERENCES: readonly Reference[] = ['fastify', 'fastifyLog', 'work'];
+const TARGETS: readonly Target[] = ['admin', 'bare', ...(args.references ? REFERENCES : [])];
+const LABEL: Record<Target, string> = {
+  admin: 'admin API',
+  bare: 'bare node:http',
+  fastify: 'fastify, nothing on',
+  fastifyLog: 'fastify + request log',
+  work: 'node:http + the work',
+};
+/** Servers that write a request log: stdout goes to a file, which the parent measures. */
+const LOGGING: ReadonlySet<Target> = new Set(['admin', 'fastifyLog', 'work']);
 const TOKEN_VARIABLE = 'PHASEBENCH_BENCH_TOKEN';
 /** Far above what any round can send: the limiter runs (its cost is measured) but never refuses. */
 const RATE_LIMIT_PER_MINUTE = 1_000_000_000;
@@ -70,17 +98,32 @@ const BATCH = {
   batchPool: 256,
 };
 
-if (args.serve !== undefined) {
-  await serveInChild(args.serve as Target);
-} else {
-  await main();
-}
-
 /** Child mode: start one server on 127.0.0.1, report its port to the parent, stop on SIGTERM. */
 async function serveInChild(target: Target): Promise<void> {
-  let close: () => Promise<void>;
-  let port: number;
-  if (target === 'admin') {
+  const { port, close } = await SERVERS[target]();
+  process.once('SIGTERM', () => void close().then(() => process.disconnect?.()));
+  // The parent asks for the CPU time used so far, to work out CPU per request.
+  process.on('message', (message) => {
+    if (message === 'cpu') process.send?.({ cpu: process.cpuUsage() });
+  });
+  process.send?.({ port });
+}
+
+interface Listening {
+  port: number;
+  close: () => Promise<void>;
+}
+
+/** The admin API's answer to a 3-command batch has this shape and about this size. */
+const FIXED_ANSWER = JSON.stringify({
+  run: RUN,
+  accepted: 3,
+  ids: [`${RUN}#c1000000`, `${RUN}#c1000001`, `${RUN}#c1000002`],
+});
+const JSON_TYPE = 'application/json; charset=utf-8';
+
+const SERVERS: Record<Target, () => Promise<Listening>> = {
+  admin: async () => {
     const app = await buildServer({
       log: new MemoryEventLog(),
       token: process.env[TOKEN_VARIABLE] ?? '',
@@ -89,38 +132,87 @@ async function serveInChild(target: Target): Promise<void> {
       logLevel: 'info',
       // The request log goes to its default destination, stdout: the parent points it at a file.
     });
-    await app.listen({ port: 0, host: '127.0.0.1' });
-    port = (app.server.address() as AddressInfo).port;
-    close = () => app.close();
-  } else {
-    // The admin API's answer to a 3-command batch has this shape and about this size.
-    const answer = JSON.stringify({
-      run: RUN,
-      accepted: 3,
-      ids: [`${RUN}#c1000000`, `${RUN}#c1000001`, `${RUN}#c1000002`],
-    });
-    const server = createServer((request, response) => {
-      const chunks: Buffer[] = [];
-      request.on('data', (chunk: Buffer) => chunks.push(chunk));
-      request.on('end', () => {
-        Buffer.concat(chunks);
-        response.writeHead(202, {
-          'content-type': 'application/json; charset=utf-8',
-          'content-length': Buffer.byteLength(answer),
+    return listenFastify(app);
+  },
+  bare: () =>
+    listenNodeHttp(
+      (_body, respond) => respond(FIXED_ANSWER),
+      () => {},
+    ),
+  fastify: () => listenFastify(fixedAnswerApp(Fastify() as unknown as FastifyInstance)),
+  fastifyLog: async () => {
+    const log = requestLogging('info');
+    const app = fixedAnswerApp(Fastify(log.fastifyOptions) as unknown as FastifyInstance);
+    app.addHook('onClose', async () => log.flush());
+    return listenFastify(app);
+  },
+  work: () => {
+    const destination = new BatchedLogDestination(1);
+    const logger = pino({ level: 'info' }, destination);
+    const recorder = new CommandRecorder(new MemoryEventLog(), new WallClock(1));
+    return listenNodeHttp(
+      (body, respond, started) => {
+        const validation = validateCommandBatch(JSON.parse(body));
+        if (!validation.ok)
+          throw new Error(`the bench sent an invalid batch: ${validation.issues[0]!.problem}`);
+        void recorder.record(validation.batch).then((facts) => {
+          const { run } = validation.batch;
+          respond(JSON.stringify({ run, accepted: facts.length, ids: facts.map((fact) => fact.id) }));
+          logger.info(
+            { url: '/v1/commands', statusCode: 202, responseTime: performance.now() - started },
+            'request completed',
+          );
         });
-        response.end(answer);
-      });
-    });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    port = (server.address() as AddressInfo).port;
-    close = () => new Promise((resolve) => server.close(() => resolve()));
-  }
-  process.once('SIGTERM', () => void close().then(() => process.disconnect?.()));
-  // The parent asks for the CPU time used so far, to work out CPU per request.
-  process.on('message', (message) => {
-    if (message === 'cpu') process.send?.({ cpu: process.cpuUsage() });
+      },
+      () => destination.flushSync(),
+    );
+  },
+};
+
+/** POST /v1/commands answers FIXED_ANSWER with 202, after fastify has parsed the JSON body. */
+function fixedAnswerApp(app: FastifyInstance): FastifyInstance {
+  app.post('/v1/commands', (_request, reply) => {
+    reply.code(202).type(JSON_TYPE).send(FIXED_ANSWER);
   });
-  process.send?.({ port });
+  return app;
+}
+
+async function listenFastify(app: FastifyInstance): Promise<Listening> {
+  await app.listen({ port: 0, host: '127.0.0.1' });
+  return { port: (app.server.address() as AddressInfo).port, close: () => app.close() };
+}
+
+/** A node:http server that reads the whole body and hands it to `handle`, which answers with `respond`. */
+async function listenNodeHttp(
+  handle: (body: string, respond: (answer: string) => void, started: number) => void,
+  onClose: () => void,
+): Promise<Listening> {
+  const server = createServer((request, response) => {
+    const started = performance.now();
+    const chunks: Buffer[] = [];
+    request.on('data', (chunk: Buffer) => chunks.push(chunk));
+    request.on('end', () => {
+      handle(
+        Buffer.concat(chunks).toString('utf8'),
+        (answer) => {
+          response.writeHead(202, { 'content-type': JSON_TYPE, 'content-length': Buffer.byteLength(answer) });
+          response.end(answer);
+        },
+        started,
+      );
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as AddressInfo).port,
+    close: () =>
+      new Promise((resolve) =>
+        server.close(() => {
+          onClose();
+          resolve();
+        }),
+      ),
+  };
 }
 
 async function startChild(
@@ -179,6 +271,8 @@ interface Round {
   bare: RoundFigures;
   /** admin requests/s over bare requests/s in this round. */
   ratio: number;
+  /** With --references: each reference server's figures, its ratio to the bare server's. */
+  references?: Partial<Record<Reference, RoundFigures & { ratio: number }>>;
 }
 
 function figures(result: autocannon.Result, serverCpuMicros: number): RoundFigures {
@@ -227,13 +321,17 @@ async function main(): Promise<void> {
   };
   const token = randomBytes(24).toString('hex');
   const logDir = mkdtempSync(join(tmpdir(), 'phasebench-bench-http-'));
-  const requestLogPath = join(logDir, 'requests.log');
-  const requestLogFd = openSync(requestLogPath, 'w');
+  const requestLogs = new Map(
+    TARGETS.filter((target) => LOGGING.has(target)).map((target) => {
+      const path = join(logDir, `${target}-requests.log`);
+      return [target, { path, fd: openSync(path, 'w') }] as const;
+    }),
+  );
   const loadAverageAtStart = loadavg()[0]!;
-  const servers = {
-    admin: await startChild('admin', token, requestLogFd),
-    bare: await startChild('bare', token, 'ignore'),
-  };
+  const servers = {} as Record<Target, { url: string; child: ChildProcess }>;
+  for (const target of TARGETS) {
+    servers[target] = await startChild(target, token, requestLogs.get(target)?.fd ?? 'ignore');
+  }
   const parameters = (target: Target, seconds: number): HttpLoadParameters => ({
     url: servers[target].url,
     connections,
@@ -250,8 +348,10 @@ async function main(): Promise<void> {
       await runHttpLoad(parameters(target, warmupSeconds), token);
     }
     for (let round = 1; round <= roundCount; round++) {
-      // ABBA: neither server always goes first, when the machine may have just got busier.
-      const order: Target[] = round % 2 === 1 ? ['admin', 'bare'] : ['bare', 'admin'];
+      // Each round starts one server later (ABBA for two): none always goes first, when the
+      // machine may have just got busier.
+      const shift = (round - 1) % TARGETS.length;
+      const order = [...TARGETS.slice(shift), ...TARGETS.slice(0, shift)];
       const measured = {} as Record<Target, RoundFigures>;
       for (const target of order) {
         progress(`round ${round}/${roundCount}: ${LABEL[target]}, ${roundSeconds} s…`);
@@ -259,23 +359,48 @@ async function main(): Promise<void> {
         const result = await runHttpLoad(parameters(target, roundSeconds), token);
         measured[target] = figures(result, (await cpuMicros(servers[target].child)) - cpuBefore);
       }
+      const toBare = (target: Target): number =>
+        measured[target].requestsPerSecond / measured.bare.requestsPerSecond;
       rounds.push({
         round,
         order,
-        ...measured,
-        ratio: measured.admin.requestsPerSecond / measured.bare.requestsPerSecond,
+        admin: measured.admin,
+        bare: measured.bare,
+        ratio: toBare('admin'),
+        ...(args.references && {
+          references: Object.fromEntries(
+            REFERENCES.map((reference) => [reference, { ...measured[reference], ratio: toBare(reference) }]),
+          ),
+        }),
       });
     }
   } finally {
     await Promise.all(TARGETS.map((target) => stopChild(servers[target].child)));
-    requestLogBytes = statSync(requestLogPath).size;
-    closeSync(requestLogFd);
+    requestLogBytes = statSync(requestLogs.get('admin')!.path).size;
+    for (const { fd } of requestLogs.values()) closeSync(fd);
     rmSync(logDir, { recursive: true, force: true });
   }
 
   const admin = summary(rounds.map((r) => r.admin));
   const bare = summary(rounds.map((r) => r.bare));
   const ratios = rounds.map((r) => r.ratio);
+  const references = args.references
+    ? Object.fromEntries(
+        REFERENCES.map((reference) => {
+          const figures = rounds.map((r) => r.references![reference]!);
+          const ratios = figures.map((f) => f.ratio);
+          return [
+            reference,
+            {
+              ...summary(figures),
+              medianRatio: medianOf(ratios),
+              minRatio: Math.min(...ratios),
+              maxRatio: Math.max(...ratios),
+            },
+          ];
+        }),
+      )
+    : undefined;
   const report = {
     parameters: {
       connections,
@@ -291,6 +416,7 @@ async function main(): Promise<void> {
     bare,
     medianRatio: medianOf(ratios),
     target: 0.5,
+    ...(references && { references }),
     requestLogBytes,
     machine: {
       cores: availableParallelism(),
@@ -320,16 +446,38 @@ async function main(): Promise<void> {
     ]);
   }
   const totals = new Table({
-    head: ['server', '2xx/s', 'latency p50', 'latency p99', '2xx', 'non-2xx', 'errors', 'server CPU / 2xx'],
+    head: [
+      'server',
+      '2xx/s',
+      'of bare (rounds)',
+      'latency p50',
+      'latency p99',
+      '2xx',
+      'non-2xx',
+      'errors',
+      'server CPU / 2xx',
+    ],
     style: { head: [], border: [] },
   });
-  for (const [target, m] of [
-    ['admin', admin],
-    ['bare', bare],
-  ] as const) {
+  const ratioText = (median: number, low: number, high: number): string =>
+    `${percent(median)} (${percent(low)}–${percent(high)})`;
+  const rows: [Target, ReturnType<typeof summary>, string][] = [
+    ['admin', admin, ratioText(medianOf(ratios), Math.min(...ratios), Math.max(...ratios))],
+    ['bare', bare, ''],
+    ...Object.entries(references ?? {}).map(
+      ([reference, m]) =>
+        [reference as Reference, m, ratioText(m.medianRatio, m.minRatio, m.maxRatio)] as [
+          Target,
+          ReturnType<typeof summary>,
+          string,
+        ],
+    ),
+  ];
+  for (const [target, m, ofBare] of rows) {
     totals.push([
       LABEL[target],
       count(m.requestsPerSecond),
+      ofBare,
       ms(m.latencyP50Ms),
       ms(m.latencyP99Ms),
       count(m.ok),
@@ -349,7 +497,7 @@ async function main(): Promise<void> {
       `Only 2xx answers count as requests/s; latency is the median of the rounds' percentiles. ` +
         `${connections} connections, pipelining ${pipelining}, rounds of ${roundSeconds} s per server ` +
         `after ${warmupSeconds} s of warm-up each, loopback; ${BATCH.batchPool} prepared batches of ` +
-        `${BATCH.commandsPerBatch} commands of ${BATCH.usersPerCommand} users, the same for both.`,
+        `${BATCH.commandsPerBatch} commands of ${BATCH.usersPerCommand} users, the same for every server.`,
       `Admin API: rate limit on at ${count(RATE_LIMIT_PER_MINUTE)} a minute, request log at info ` +
         `(${(requestLogBytes / 1e6).toFixed(1)} MB written to a file).`,
       `Machine: ${availableParallelism()} cores, load average ${loadAverageAtStart.toFixed(1)} at the start ` +
@@ -357,4 +505,11 @@ async function main(): Promise<void> {
         `the spread of the rounds' ratios shows how much).`,
     ].join('\n'),
   );
+}
+
+// Last, once every declaration above is initialised: the child mode reads SERVERS.
+if (args.serve !== undefined) {
+  await serveInChild(args.serve as Target);
+} else {
+  await main();
 }

@@ -152,7 +152,7 @@ const SERVERS: Record<Target, () => Promise<Listening>> = {
     const recorder = new CommandRecorder(new MemoryEventLog(), new WallClock(1));
     return listenNodeHttp(
       (body, respond, started) => {
-        const validation = validateCommandBatch(JSON.parse(body));
+        const validation = validateCommandBatch(JSON.parse(body.toString('utf8')));
         if (!validation.ok)
           throw new Error(`the bench sent an invalid batch: ${validation.issues[0]!.problem}`);
         void recorder.record(validation.batch).then((facts) => {
@@ -182,9 +182,9 @@ async function listenFastify(app: FastifyInstance): Promise<Listening> {
   return { port: (app.server.address() as AddressInfo).port, close: () => app.close() };
 }
 
-/** A node:http server that reads the whole body and hands it to `handle`, which answers with `respond`. */
+/** A node:http server that reads the whole body (not decoded) and hands it to `handle`, which answers with `respond`. */
 async function listenNodeHttp(
-  handle: (body: string, respond: (answer: string) => void, started: number) => void,
+  handle: (body: Buffer, respond: (answer: string) => void, started: number) => void,
   onClose: () => void,
 ): Promise<Listening> {
   const server = createServer((request, response) => {
@@ -193,7 +193,7 @@ async function listenNodeHttp(
     request.on('data', (chunk: Buffer) => chunks.push(chunk));
     request.on('end', () => {
       handle(
-        Buffer.concat(chunks).toString('utf8'),
+        Buffer.concat(chunks),
         (answer) => {
           response.writeHead(202, { 'content-type': JSON_TYPE, 'content-length': Buffer.byteLength(answer) });
           response.end(answer);

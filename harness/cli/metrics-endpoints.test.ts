@@ -37,8 +37,7 @@ import { DEAD_LETTER_CATEGORIES } from '../live/messages.ts';
 import { type LiveRun, liveRunId, runLive } from '../live/run-live.ts';
 import { LocalPrometheus } from '../metrics/backfill.ts';
 import {
-  HTTP_METRIC_NAMES,
-  HTTP_METRIC_TYPES,
+  HTTP_METRICS,
   METRICS,
   PROCESS_METRICS,
   SERVICE_METRICS,
@@ -398,10 +397,10 @@ describe('phasebench serve /metrics', () => {
     const { text, samples: all } = await scrape(url);
     expect(promtool(text)).toBe('');
     // names.ts's types for the admin API's families are the ones it exposes.
-    for (const [key, name] of Object.entries(HTTP_METRIC_NAMES))
-      expect(text).toContain(`# TYPE ${name} ${HTTP_METRIC_TYPES[key as keyof typeof HTTP_METRIC_NAMES]}\n`);
-    expect(sum(all, HTTP_METRIC_NAMES.commandsAccepted, { type: 'moveUsers' })).toBe(1);
-    expect(sum(all, HTTP_METRIC_NAMES.requests, { method: 'POST', status: '202' })).toBe(1);
+    for (const { name, type } of Object.values(HTTP_METRICS))
+      expect(text).toContain(`# TYPE ${name} ${type}\n`);
+    expect(sum(all, HTTP_METRICS.commandsAccepted.name, { type: 'moveUsers' })).toBe(1);
+    expect(sum(all, HTTP_METRICS.requests.name, { method: 'POST', status: '202' })).toBe(1);
     expectProcessMetrics(all);
     // prom-client's own nodejs_active_*_total gauges, which promtool reports, are left out.
     expect(text).toContain('# TYPE nodejs_active_handles gauge');
@@ -497,7 +496,7 @@ describe('the services dashboard on a real Prometheus', () => {
       await commanding;
     }
     // Scrapes after the run's end: Prometheus holds the services' final figures.
-    const commandsAccepted = `sum(${HTTP_METRIC_NAMES.commandsAccepted}{job="admin"})`;
+    const commandsAccepted = `sum(${HTTP_METRICS.commandsAccepted.name}{job="admin"})`;
     const runsCompleted = `${SERVICE_METRICS.runsEnded.name}{job="engine",outcome="completed"}`;
     const acknowledgements = `${SERVICE_METRICS.acknowledgementsSent.name}{job="fleet"}`;
     await until('Prometheus to scrape the end of the run and the last command', async () => {
@@ -559,7 +558,7 @@ describe('the services dashboard on a real Prometheus', () => {
     expect(await one(`max_over_time(${SERVICE_METRICS.runsHosted.name}{job="engine"}[${range}])`)).toBe(1);
     expect(await one(`${SERVICE_METRICS.runsHosted.name}{job="engine"}`)).toBe(0);
     expect(await one(commandsAccepted)).toBe(accepted);
-    expect(await one(`sum(${HTTP_METRIC_NAMES.requests}{job="admin",status="401"})`)).toBe(1);
+    expect(await one(`sum(${HTTP_METRICS.requests.name}{job="admin",status="401"})`)).toBe(1);
     expect(await one(`${SERVICE_METRICS.pushesReceived.name}{job="fleet"}`)).toBeGreaterThanOrEqual(
       live.metrics.pushes.acknowledged,
     );

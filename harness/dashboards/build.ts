@@ -33,7 +33,7 @@ import {
 import { DataqueryBuilder } from '@grafana/grafana-foundation-sdk/prometheus';
 import { PanelBuilder as TimeseriesPanelBuilder } from '@grafana/grafana-foundation-sdk/timeseries';
 import { stringify } from 'yaml';
-import { HTTP_METRIC_NAMES, METRICS, PROCESS_METRICS, SERVICE_METRICS } from '../metrics/names.ts';
+import { HTTP_METRICS, METRICS, PROCESS_METRICS, SERVICE_METRICS } from '../metrics/names.ts';
 
 export const PROMETHEUS: DataSourceRef = { type: 'prometheus', uid: 'phasebench-prometheus' };
 export const JAEGER: DataSourceRef = { type: 'jaeger', uid: 'phasebench-jaeger' };
@@ -490,7 +490,7 @@ export function servicesDashboard(): Dashboard {
         'reqps',
       ).withTarget(
         query(
-          targetRate(HTTP_METRIC_NAMES.requests, ['route', 'method', 'status']),
+          targetRate(HTTP_METRICS.requests.name, ['route', 'method', 'status']),
           targetLegend(['method', 'route', 'status']),
         ),
       ),
@@ -502,7 +502,7 @@ export function servicesDashboard(): Dashboard {
         's',
       ).targets(
         quantiles(
-          HTTP_METRIC_NAMES.requestDuration,
+          HTTP_METRICS.requestDuration.name,
           JOB_INSTANCE,
           'job, instance, route, method',
           targetLegend(['method', 'route']),
@@ -515,7 +515,7 @@ export function servicesDashboard(): Dashboard {
         'Commands the admin API appended to the event log as CommandAccepted, by command type.',
         'short',
       ).withTarget(
-        query(targetRate(HTTP_METRIC_NAMES.commandsAccepted, ['type'], 'minute'), targetLegend(['type'])),
+        query(targetRate(HTTP_METRICS.commandsAccepted.name, ['type'], 'minute'), targetLegend(['type'])),
       ),
     )
     .withRow(new RowBuilder('Processes'))

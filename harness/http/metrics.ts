@@ -1,18 +1,15 @@
 /**
- * The admin API's Prometheus metrics. Their names are defined with every other metric name in
- * harness/metrics/names.ts.
+ * The admin API's Prometheus metrics. They are defined (name, type, help, labels, buckets) with
+ * every other metric in harness/metrics/names.ts (HTTP_METRICS).
  */
 import { Counter, Histogram, type Registry } from 'prom-client';
-import { HTTP_METRIC_NAMES } from '../metrics/names.ts';
+import { HTTP_METRICS } from '../metrics/names.ts';
 import { COMMAND_TYPES, type CommandType } from './commands.ts';
 
-export { HTTP_METRIC_NAMES };
+export { HTTP_METRICS };
 
 /** Route label for requests no route matched, so probes of random URLs add no label values. */
 export const UNMATCHED_ROUTE = 'unmatched';
-
-/** Seconds; the admin API answers in well under a millisecond to a few hundred milliseconds. */
-const DURATION_BUCKETS_SECONDS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
 
 /**
  * The admin API's metrics on one registry. Label sets are few (route patterns, methods, status
@@ -29,23 +26,24 @@ export class HttpMetrics {
 
   /** Registers the metrics on `registry`: once per registry, as names are unique there. */
   constructor(registry: Registry) {
+    const { requests, requestDuration, commandsAccepted } = HTTP_METRICS;
     this.#requests = new Counter({
-      name: HTTP_METRIC_NAMES.requests,
-      help: 'HTTP requests answered by the phasebench admin API, by route, method and status.',
-      labelNames: ['route', 'method', 'status'],
+      name: requests.name,
+      help: requests.help,
+      labelNames: requests.labels,
       registers: [registry],
     });
     this.#requestDurationSeconds = new Histogram({
-      name: HTTP_METRIC_NAMES.requestDuration,
-      help: 'Time the phasebench admin API took to answer a request, in seconds.',
-      labelNames: ['route', 'method'],
-      buckets: DURATION_BUCKETS_SECONDS,
+      name: requestDuration.name,
+      help: requestDuration.help,
+      labelNames: requestDuration.labels,
+      buckets: [...requestDuration.buckets],
       registers: [registry],
     });
     this.#commandsAccepted = new Counter({
-      name: HTTP_METRIC_NAMES.commandsAccepted,
-      help: 'Operator commands appended to the event log as CommandAccepted, by command type.',
-      labelNames: ['type'],
+      name: commandsAccepted.name,
+      help: commandsAccepted.help,
+      labelNames: commandsAccepted.labels,
       registers: [registry],
     });
     // Every type shows up as 0 from the start, so rate() works before the first command of a type.

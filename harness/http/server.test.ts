@@ -18,7 +18,7 @@ import { MemoryEventLog } from '../log/memory.ts';
 import type { EventLog } from '../log/port.ts';
 import { invalidFrom, validBatchArb } from './batch-arbitraries.ts';
 import { type CommandAccepted, type CommandBatchInput, isCommandAccepted } from './commands.ts';
-import { HTTP_METRIC_NAMES } from './metrics.ts';
+import { HTTP_METRICS } from './metrics.ts';
 import {
   type AdminServerOptions,
   type ApiErrorBody,
@@ -423,16 +423,16 @@ describe('GET /metrics and /healthz', () => {
     const text = await response.text();
     const samples = parsePrometheusText(text);
     const requests = (route: string, method: string, status: number) =>
-      samples.get(`${HTTP_METRIC_NAMES.requests}{method=${method},route=${route},status=${status}}`);
+      samples.get(`${HTTP_METRICS.requests.name}{method=${method},route=${route},status=${status}}`);
     expect(requests('/v1/commands', 'POST', 202)).toBe(2);
     expect(requests('/v1/commands', 'POST', 400)).toBe(1);
     expect(requests('/v1/commands', 'POST', 401)).toBe(1);
     expect(requests('/healthz', 'GET', 200)).toBe(1);
     expect(requests('unmatched', 'GET', 404)).toBe(1);
-    expect(samples.get(`${HTTP_METRIC_NAMES.requestDuration}_count{method=POST,route=/v1/commands}`)).toBe(4);
-    expect(samples.get(`${HTTP_METRIC_NAMES.commandsAccepted}{type=moveUsers}`)).toBe(2);
-    expect(samples.get(`${HTTP_METRIC_NAMES.commandsAccepted}{type=changeItPolicy}`)).toBe(4);
-    expect(samples.get(`${HTTP_METRIC_NAMES.commandsAccepted}{type=activateDevices}`)).toBe(2);
+    expect(samples.get(`${HTTP_METRICS.requestDuration.name}_count{method=POST,route=/v1/commands}`)).toBe(4);
+    expect(samples.get(`${HTTP_METRICS.commandsAccepted.name}{type=moveUsers}`)).toBe(2);
+    expect(samples.get(`${HTTP_METRICS.commandsAccepted.name}{type=changeItPolicy}`)).toBe(4);
+    expect(samples.get(`${HTTP_METRICS.commandsAccepted.name}{type=activateDevices}`)).toBe(2);
 
     // Prometheus's own checker accepts it (promtool comes with the Debian prometheus package).
     const promtool = spawnSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8' });

@@ -29,7 +29,7 @@ import { EventLogError } from '../log/errors.ts';
 import type { EventLog } from '../log/port.ts';
 import type { Clock } from '../sim/clock.ts';
 import { HttpAdminError } from './errors.ts';
-import { HTTP_METRIC_NAMES, HttpMetrics, UNMATCHED_ROUTE } from './metrics.ts';
+import { HTTP_METRICS, HttpMetrics, UNMATCHED_ROUTE } from './metrics.ts';
 import { BatchedLogDestination } from './request-log.ts';
 import { CommandRecorder, readRunStatus } from './runs.ts';
 import { BODY_FIELD, type FieldIssue, validateCommandBatch } from './validate.ts';
@@ -195,7 +195,7 @@ export async function buildServer(options: AdminServerOptions): Promise<FastifyI
   });
   app.addHook('onClose', async () => {
     // So the same registry can serve a server built after this one.
-    for (const name of Object.values(HTTP_METRIC_NAMES)) registry.removeSingleMetric(name);
+    for (const { name } of Object.values(HTTP_METRICS)) registry.removeSingleMetric(name);
     requestLog.flush();
   });
 

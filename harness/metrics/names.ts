@@ -17,7 +17,19 @@ import type { PushKind, StrandedReason } from '../domain/events.ts';
 export type MetricType = 'counter' | 'gauge' | 'histogram';
 
 /** A label every phasebench series may carry. */
-export type MetricLabel = 'run' | 'plan' | 'bes_instance' | 'kind' | 'outcome' | 'reason' | 'category';
+export type MetricLabel =
+  | 'run'
+  | 'plan'
+  | 'bes_instance'
+  | 'kind'
+  | 'outcome'
+  | 'reason'
+  | 'category'
+  // The HTTP admin API's labels.
+  | 'route'
+  | 'method'
+  | 'status'
+  | 'type';
 
 export interface MetricDefinition {
   /** The name as scraped: counters include `_total`; histograms are the base of `_bucket` / `_sum` / `_count`. */
@@ -208,22 +220,32 @@ export const SERVICE_METRICS = {
   },
 } as const satisfies Record<string, MetricDefinition>;
 
-/** The HTTP admin API's own metrics (registered by harness/http/metrics.ts). */
-export const HTTP_METRIC_NAMES = {
-  /** Requests answered, by route pattern, method and status code. */
-  requests: 'phasebench_http_requests_total',
-  /** Time from receiving a request to sending its answer, by route pattern and method. */
-  requestDuration: 'phasebench_http_request_duration_seconds',
-  /** Commands appended to the event log as CommandAccepted, by command type. */
-  commandsAccepted: 'phasebench_commands_accepted_total',
-} as const;
-
-/** The type of each HTTP_METRIC_NAMES family, so dashboards know a histogram's `_bucket` series. */
-export const HTTP_METRIC_TYPES: Readonly<Record<keyof typeof HTTP_METRIC_NAMES, MetricType>> = {
-  requests: 'counter',
-  requestDuration: 'histogram',
-  commandsAccepted: 'counter',
-};
+/**
+ * The HTTP admin API's own metrics (registered by harness/http/metrics.ts). `route` is the route
+ * pattern (never the raw URL), so label values stay few.
+ */
+export const HTTP_METRICS = {
+  requests: {
+    name: 'phasebench_http_requests_total',
+    type: 'counter',
+    help: 'HTTP requests answered by the phasebench admin API, by route, method and status.',
+    labels: ['route', 'method', 'status'],
+  },
+  requestDuration: {
+    name: 'phasebench_http_request_duration_seconds',
+    type: 'histogram',
+    help: 'Time the phasebench admin API took to answer a request, in seconds.',
+    labels: ['route', 'method'],
+    // Well under a millisecond to a few hundred milliseconds.
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+  },
+  commandsAccepted: {
+    name: 'phasebench_commands_accepted_total',
+    type: 'counter',
+    help: 'Operator commands appended to the event log as CommandAccepted, by command type.',
+    labels: ['type'],
+  },
+} as const satisfies Record<string, MetricDefinition>;
 
 export const PUSH_OUTCOMES = ['acknowledged', 'expired'] as const;
 export type PushOutcome = (typeof PUSH_OUTCOMES)[number];
@@ -262,17 +284,11 @@ export function seriesNames(): string[] {
 }
 
 /**
- * Every series name of the live services' own families (SERVICE_METRICS, HTTP_METRIC_NAMES) and
+ * Every series name of the live services' own families (SERVICE_METRICS, HTTP_METRICS) and
  * of PROCESS_METRICS: what the services dashboard may query.
  */
 export function serviceSeriesNames(): string[] {
-  const families: Array<{ name: string; type: MetricType }> = [
-    ...Object.values(SERVICE_METRICS),
-    ...(Object.keys(HTTP_METRIC_NAMES) as Array<keyof typeof HTTP_METRIC_NAMES>).map((key) => ({
-      name: HTTP_METRIC_NAMES[key],
-      type: HTTP_METRIC_TYPES[key],
-    })),
-  ];
+  const families: MetricDefinition[] = [...Object.values(SERVICE_METRICS), ...Object.values(HTTP_METRICS)];
   return [...families.flatMap(seriesOf), ...Object.values(PROCESS_METRICS)];
 }
 

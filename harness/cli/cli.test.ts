@@ -139,6 +139,22 @@ describe('phasebench run with bad input', () => {
     expect(existsSync(join(dir, 'commanded-out', 'summary.json'))).toBe(false);
   });
 
+  it('no Kafka at --brokers: live and engine name the address, exit 1, and write no results', () => {
+    // Port 1 on loopback: nothing listens there, so every connection is refused.
+    const out = join(dir, 'unreachable-out');
+    for (const args of [
+      ['live', 'scenarios/flagship.ts', '--plan', 'phased-1000', '--out', out],
+      ['engine'],
+    ]) {
+      const r = phasebench(...args, '--brokers', '127.0.0.1:1');
+      expect(r.status, args[0]).toBe(1);
+      expectReadableError(r.stderr);
+      expect(r.stderr).toContain('[KAFKA_UNREACHABLE] cannot reach Kafka at 127.0.0.1:1');
+      expect(r.stderr).toContain('npm run kafka:up');
+    }
+    expect(existsSync(out)).toBe(false);
+  }, 60_000);
+
   it('an unknown option is a usage error (exit 2) with a pointer to --help', () => {
     const r = phasebench('run', 'scenarios/flagship.ts', '--bogus');
     expect(r.status).toBe(2);

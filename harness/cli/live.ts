@@ -3,7 +3,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import pc from 'picocolors';
 import type { StoredEvent } from '../domain/events.ts';
 import { PhasebenchError } from '../errors.ts';
-import { createTopics, kafkaClient, liveTopics } from '../live/kafka-config.ts';
+import { kafkaClient } from '../live/kafka-config.ts';
 import { LiveMetrics, type MetricsServer, startMetricsServer } from '../live/metrics.ts';
 import { type LiveRun, runLive } from '../live/run-live.ts';
 import { buildRegistry } from '../metrics/names.ts';
@@ -14,7 +14,7 @@ import { runPlan } from '../sim/run.ts';
 import { formatMs } from './output.ts';
 import { RunProgress } from './progress.ts';
 import { parseSeed, scenarioFromArgs } from './run.ts';
-import { port as parsePort } from './services.ts';
+import { ensureTopics, port as parsePort } from './services.ts';
 
 /** How long /metrics stays up after the run for a last scrape: Prometheus's default interval, and some. */
 const LAST_SCRAPE_WAIT_MS = 20_000;
@@ -120,20 +120,7 @@ Examples:
         );
       }
       const kafka = kafkaClient({ brokers: options.brokers.split(',').map((b) => b.trim()) });
-      const topics = liveTopics({ prefix: options.topicPrefix });
-      const admin = kafka.admin();
-      try {
-        await admin.connect();
-        await createTopics(admin, Object.values(topics));
-      } catch (cause) {
-        throw new PhasebenchError(
-          'KAFKA_UNREACHABLE',
-          `cannot reach Kafka at ${options.brokers} (${(cause as Error).message}); start one with 'npm run kafka:up'`,
-          { cause, retriable: true },
-        );
-      } finally {
-        await admin.disconnect().catch(() => {});
-      }
+      const topics = await ensureTopics(kafka, options);
 
       const outDir = options.out ?? defaultRunDir(scenario, new Date());
       await prepareRunDir(outDir);

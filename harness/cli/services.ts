@@ -174,21 +174,28 @@ function serviceCommand(name: 'engine' | 'fleet', description: string, help: str
     });
 }
 
-async function ensureTopics(
+/**
+ * Connects to Kafka and creates the live topics (with `topicPrefix`) that do not exist yet: what
+ * `phasebench live`, `engine` and `fleet` do before anything else.
+ * @throws PhasebenchError KAFKA_UNREACHABLE when no broker answers; KafkaSetupError when the
+ *   topics cannot be created or one exists with another partition count
+ */
+export async function ensureTopics(
   kafka: ReturnType<typeof kafkaClient>,
-  options: ServiceOptions,
+  options: { brokers: string; topicPrefix: string },
 ): Promise<LiveTopics> {
   const topics = liveTopics({ prefix: options.topicPrefix });
   const admin = kafka.admin();
   try {
-    await admin.connect();
+    await admin.connect().catch((cause: unknown) => {
+      throw new PhasebenchError(
+        'KAFKA_UNREACHABLE',
+        `cannot reach Kafka at ${options.brokers} (${(cause as Error).message}); start one with 'npm run kafka:up'`,
+        { cause, retriable: true },
+      );
+    });
+    // Its errors name the topics and what is wrong with them: a mismatch is not an unreachable broker.
     await createTopics(admin, Object.values(topics));
-  } catch (cause) {
-    throw new PhasebenchError(
-      'KAFKA_UNREACHABLE',
-      `cannot reach Kafka at ${options.brokers} (${(cause as Error).message}); start one with 'npm run kafka:up'`,
-      { cause, retriable: true },
-    );
   } finally {
     await admin.disconnect().catch(() => {});
   }

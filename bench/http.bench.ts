@@ -41,7 +41,6 @@ import type { AddressInfo } from 'node:net';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import type autocannon from 'autocannon';
 import Table from 'cli-table3';
 import Fastify, { type FastifyInstance } from 'fastify';
@@ -53,23 +52,31 @@ import { buildServer, requestLogging } from '../harness/http/server.ts';
 import { validateCommandBatch } from '../harness/http/validate.ts';
 import { MemoryEventLog } from '../harness/log/memory.ts';
 import { WallClock } from '../harness/sim/clock.ts';
+import { benchArgs, positiveInteger } from './args.ts';
 import { medianOf } from './median.ts';
 
-const { values: args } = parseArgs({
-  options: {
-    connections: { type: 'string', default: '10' },
-    pipelining: { type: 'string', default: '1' },
-    rounds: { type: 'string', default: '6' },
-    'round-seconds': { type: 'string', default: '3' },
-    warmup: { type: 'string', default: '3' },
-    commands: { type: 'string', default: '3' },
-    users: { type: 'string', default: '10' },
-    references: { type: 'boolean', default: false },
-    json: { type: 'boolean', default: false },
+const args = benchArgs(
+  'npm run bench:http --',
+  'Requests a second of the admin API (validation and logging on) against a bare node:http server, ' +
+    "with autocannon, in rounds; the median of the rounds' ratios is the headline (target: 50%).",
+  {
+    connections: { type: 'string', default: '10', help: 'connections autocannon keeps open', value: 'n' },
+    pipelining: { type: 'string', default: '1', help: 'requests in flight per connection', value: 'n' },
+    rounds: { type: 'string', default: '6', help: 'rounds; each measures every server once', value: 'n' },
+    'round-seconds': { type: 'string', default: '3', help: 'seconds per server per round', value: 's' },
+    warmup: { type: 'string', default: '3', help: 'seconds of warm-up per server', value: 's' },
+    commands: { type: 'string', default: '3', help: 'commands in each request body', value: 'n' },
+    users: { type: 'string', default: '10', help: 'users named by each command', value: 'n' },
+    references: {
+      type: 'boolean',
+      default: false,
+      help: 'also fastify alone, fastify with the request log, and node:http doing the work',
+    },
+    json: { type: 'boolean', default: false, help: 'the figures as JSON on stdout' },
     // Internal: the child process mode, one server per child.
     serve: { type: 'string' },
   },
-});
+);
 
 type Target = 'admin' | 'bare' | Reference;
 type Reference = 'fastify' | 'fastifyLog' | 'work';
@@ -302,12 +309,6 @@ function summary(rounds: readonly RoundFigures[]) {
     /** Server CPU time per 2xx answer: less sensitive to a busy machine than requests/s. */
     serverCpuMicrosPerRequest: sum((r) => r.serverCpuMicros) / ok,
   };
-}
-
-function positiveInteger(name: string, text: string): number {
-  const n = Number(text);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`--${name} must be a positive integer, found ${text}`);
-  return n;
 }
 
 async function main(): Promise<void> {

@@ -52,7 +52,6 @@ import { randomUUID } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import Table from 'cli-table3';
 import type { Kafka } from 'kafkajs';
 import { type KafkaBroker, startBroker, stopBroker } from '../harness/live/broker.ts';
@@ -68,36 +67,45 @@ import { serializeTrustedEvent } from '../harness/log/codec.ts';
 import { parseScenario } from '../harness/scenario/load.ts';
 import type { Scenario } from '../harness/scenario/schema.ts';
 import { simulatePlan } from '../harness/sim/run.ts';
+import { benchArgs, positiveInteger } from './args.ts';
 import { medianOf } from './median.ts';
 
-const { values: args } = parseArgs({
-  options: {
-    devices: { type: 'string', default: '50000' },
-    port: { type: 'string', default: '19892' },
-    brokers: { type: 'string' },
-    'time-scale': { type: 'string', default: '100000' },
-    'in-process': { type: 'boolean', default: false },
-    rounds: { type: 'string', default: '3' },
-    json: { type: 'boolean', default: false },
-    'cpu-prof': { type: 'string' },
+const args = benchArgs(
+  'npm run bench:pipeline --',
+  "An IT policy burst through the live pipeline on a real broker (engine and fleet services) against Kafka's " +
+    'ProducerPerformance on the same broker, in rounds: events a second, records a second, their ratio.',
+  {
+    devices: { type: 'string', default: '50000', help: 'devices in the burst', value: 'n' },
+    port: { type: 'string', default: '19892', help: "the bench's own broker's port", value: 'port' },
+    brokers: {
+      type: 'string',
+      help: 'a running broker instead of starting one (topics are deleted after)',
+      value: 'host:port',
+    },
+    'time-scale': {
+      type: 'string',
+      default: '100000',
+      help: 'virtual ms per wall ms of the live run',
+      value: 'x',
+    },
+    'in-process': { type: 'boolean', default: false, help: "engine and fleet in the driver's process" },
+    rounds: {
+      type: 'string',
+      default: '3',
+      help: 'rounds of ProducerPerformance and the pipeline',
+      value: 'n',
+    },
+    json: { type: 'boolean', default: false, help: 'the figures as JSON on stdout' },
+    'cpu-prof': { type: 'string', help: 'write CPU profiles of the measured run here', value: 'dir' },
     // Internal: the warm-up run's child process, on the topics with this prefix.
     'warm-up': { type: 'string' },
   },
-});
+);
 const devices = positiveInteger('devices', args.devices);
 const port = positiveInteger('port', args.port);
 const timeScale = positiveInteger('time-scale', args['time-scale']);
 const inProcess = args['in-process'];
 const rounds = positiveInteger('rounds', args.rounds);
-
-function positiveInteger(name: string, text: string): number {
-  const value = Number(text);
-  if (!Number.isInteger(value) || value <= 0) {
-    console.error(`--${name} expects a positive integer, found '${text}'`);
-    process.exit(2);
-  }
-  return value;
-}
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const KAFKA_LIBS = `${ROOT}.cache/kafka/3.9.2/libs`;

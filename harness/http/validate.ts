@@ -16,7 +16,7 @@
  * accept the same bodies and produce the same batch.
  */
 
-import { Ajv } from 'ajv';
+import { Ajv, type ValidateFunction } from 'ajv';
 import { z } from 'zod';
 import { duration } from '../scenario/schema.ts';
 import { formatIssuePath, type IssuePath, showValue, valueAtPath } from '../validation/render.ts';
@@ -47,13 +47,15 @@ export const COMMAND_BATCH_JSON_SCHEMA = z.toJSONSchema(commandBatchSchema, {
   unrepresentable: 'any',
 });
 
-const compiledCheck = new Ajv({
-  // Patterns as zod matches them: without the 'u' flag.
-  unicodeRegExp: false,
-}).compile<CommandBatchInput>(COMMAND_BATCH_JSON_SCHEMA);
+/** Compiled at the first body, not when the module loads: every CLI command imports this one. */
+let compiledCheck: ValidateFunction<CommandBatchInput> | undefined;
 
 /** Step 1 alone: true when the compiled JSON Schema accepts the body. Exported for the tests. */
 export function passesCompiledCheck(input: unknown): input is CommandBatchInput {
+  compiledCheck ??= new Ajv({
+    // Patterns as zod matches them: without the 'u' flag.
+    unicodeRegExp: false,
+  }).compile<CommandBatchInput>(COMMAND_BATCH_JSON_SCHEMA);
   return compiledCheck(input);
 }
 

@@ -20,7 +20,13 @@ import { Ajv, type ValidateFunction } from 'ajv';
 import { z } from 'zod';
 import { duration } from '../scenario/schema.ts';
 import { formatIssuePath, type IssuePath, showValue, valueAtPath } from '../validation/render.ts';
-import { type CommandBatch, type CommandBatchInput, commandBatchSchema } from './commands.ts';
+import {
+  type Command,
+  type CommandBatch,
+  type CommandBatchInput,
+  commandBatchSchema,
+  commandSchema,
+} from './commands.ts';
 
 type Issue = z.core.$ZodIssue;
 type Path = IssuePath;
@@ -60,27 +66,41 @@ export function passesCompiledCheck(input: unknown): input is CommandBatchInput 
 }
 
 /**
+ * Each command type's fields in the schema's order, the order zod's output has them in. Stored
+ * facts keep their payload's key order (harness/log/codec.ts), so a command is stored the same
+ * way whatever order the client wrote its fields in.
+ */
+const FIELDS_IN_ORDER = new Map<string, readonly string[]>(
+  commandSchema.options.map((option) => [option.shape.type.value, Object.keys(option.shape)]),
+);
+
+/**
  * The rest of step 1, for a body the compiled JSON Schema accepted: what the JSON Schema does not
- * say, or says differently, checked here; then the batch as zod would output it. Undefined when
- * one of these checks fails, and zod describes the problem.
+ * say, or says differently, checked here; then the batch as zod would output it, key order
+ * included. Undefined when one of these checks fails, and zod describes the problem.
  * - A command's users are distinct (zod: a refinement; JSON Schema's uniqueItems measured at
  *   three times the rest of the compiled check).
  * - An activation window given as text is a duration, in milliseconds once parsed.
- * Commands are copied only where a window is converted; the body's own objects are not changed.
+ * The body's own objects are not changed.
  */
 function completeBatch(batch: CommandBatchInput): CommandBatch | undefined {
-  let commands: CommandBatchInput['commands'] | undefined;
-  for (let index = 0; index < batch.commands.length; index++) {
-    const command = batch.commands[index]!;
-    if (command.type === 'changeItPolicy') continue;
-    if (new Set(command.users).size !== command.users.length) return undefined;
-    if (command.type !== 'activateDevices' || typeof command.window !== 'string') continue;
-    const window = duration.safeParse(command.window);
-    if (!window.success) return undefined;
-    commands ??= [...batch.commands];
-    commands[index] = { ...command, window: window.data };
+  const commands: Command[] = [];
+  for (const command of batch.commands) {
+    if (command.type !== 'changeItPolicy' && new Set(command.users).size !== command.users.length) {
+      return undefined;
+    }
+    const output: Record<string, unknown> = {};
+    for (const field of FIELDS_IN_ORDER.get(command.type)!) {
+      if (Object.hasOwn(command, field)) output[field] = command[field as keyof typeof command];
+    }
+    if (command.type === 'activateDevices' && typeof command.window === 'string') {
+      const window = duration.safeParse(command.window);
+      if (!window.success) return undefined;
+      output.window = window.data;
+    }
+    commands.push(output as Command);
   }
-  return (commands === undefined ? batch : { ...batch, commands }) as CommandBatch;
+  return { run: batch.run, commands };
 }
 
 export function validateCommandBatch(input: unknown): BatchValidation {

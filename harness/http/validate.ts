@@ -12,8 +12,8 @@
  *   2. zod itself, for every body the compiled check refuses, so the answer names the field in
  *      the words above. Zod's verdict is the one that counts.
  * What the JSON Schema does not say, or says differently, is checked after it (completeBatch).
- * A property test (validate.test.ts) checks that both steps
- * accept the same bodies and produce the same batch.
+ * A property test (validate.test.ts) checks that both steps accept the same bodies and produce
+ * the same batch.
  */
 
 import { Ajv, type ValidateFunction } from 'ajv';
@@ -45,15 +45,7 @@ export const MAX_ISSUES = 20;
 const MAX_VALUE_CHARS = 60;
 export const BODY_FIELD = '(body)';
 
-/** The batch schema as JSON Schema (draft-07), as zod writes it. */
-export const COMMAND_BATCH_JSON_SCHEMA = z.toJSONSchema(commandBatchSchema, {
-  target: 'draft-7',
-  io: 'input',
-  // A duration's text form is a transform: the JSON Schema takes any string there.
-  unrepresentable: 'any',
-});
-
-/** Compiled at the first body, not when the module loads: every CLI command imports this one. */
+/** Built at the first body, not when the module loads: every CLI command imports this one. */
 let compiledCheck: ValidateFunction<CommandBatchInput> | undefined;
 
 /** Step 1 alone: true when the compiled JSON Schema accepts the body. Exported for the tests. */
@@ -61,7 +53,14 @@ export function passesCompiledCheck(input: unknown): input is CommandBatchInput 
   compiledCheck ??= new Ajv({
     // Patterns as zod matches them: without the 'u' flag.
     unicodeRegExp: false,
-  }).compile<CommandBatchInput>(COMMAND_BATCH_JSON_SCHEMA);
+  }).compile<CommandBatchInput>(
+    z.toJSONSchema(commandBatchSchema, {
+      target: 'draft-7',
+      io: 'input',
+      // A duration's text form is a transform: the JSON Schema takes any string there.
+      unrepresentable: 'any',
+    }),
+  );
   return compiledCheck(input);
 }
 

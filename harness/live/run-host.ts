@@ -446,24 +446,15 @@ async function startAckReader(
   startedAt: number,
   onAck: (push: number) => void,
 ): Promise<Consumer> {
-  const topic = topics.deviceEvents.name;
-  return startRunReader({
-    kafka,
-    topic,
-    run,
-    groupPrefix: 'phasebench-engine-acks',
-    from: await offsetsSince(kafka, topic, startedAt - 60_000),
-    fetch: { maxWaitTimeInMs: 20 },
-    onValue: (raw) => {
-      let value: { type?: unknown; run?: unknown; push?: unknown };
-      try {
-        value = JSON.parse(raw.toString('utf8')) as typeof value;
-      } catch {
-        return;
-      }
-      if (value.type === 'acknowledged' && value.run === run && typeof value.push === 'number')
-        onAck(value.push);
-    },
+  return startHostReader(kafka, topics.deviceEvents.name, run, startedAt, 'phasebench-engine-acks', (raw) => {
+    let value: { type?: unknown; run?: unknown; push?: unknown };
+    try {
+      value = JSON.parse(raw.toString('utf8')) as typeof value;
+    } catch {
+      return;
+    }
+    if (value.type === 'acknowledged' && value.run === run && typeof value.push === 'number')
+      onAck(value.push);
   });
 }
 
@@ -479,18 +470,32 @@ async function startCommandReader(
   startedAt: number,
   onMove: (move: MoveUserMessage) => void,
 ): Promise<Consumer> {
-  const topic = topics.commands.name;
+  return startHostReader(kafka, topics.commands.name, run, startedAt, 'phasebench-engine-commands', (raw) => {
+    const decoded = decodeMessage('commands', raw);
+    if (decoded.ok && decoded.value.type === 'moveUser' && decoded.value.run === run) onMove(decoded.value);
+  });
+}
+
+/**
+ * What the host's readers share: `topic` read for `run` from a minute before the run started
+ * (so a new owner sees what was sent to the one before it), each fetch answering within 20 ms.
+ */
+async function startHostReader(
+  kafka: Kafka,
+  topic: string,
+  run: string,
+  startedAt: number,
+  groupPrefix: string,
+  onValue: (raw: Buffer) => void,
+): Promise<Consumer> {
   return startRunReader({
     kafka,
     topic,
     run,
-    groupPrefix: 'phasebench-engine-commands',
+    groupPrefix,
     from: await offsetsSince(kafka, topic, startedAt - 60_000),
     fetch: { maxWaitTimeInMs: 20 },
-    onValue: (raw) => {
-      const decoded = decodeMessage('commands', raw);
-      if (decoded.ok && decoded.value.type === 'moveUser' && decoded.value.run === run) onMove(decoded.value);
-    },
+    onValue,
   });
 }
 

@@ -311,6 +311,17 @@ function summary(rounds: readonly RoundFigures[]) {
   };
 }
 
+interface RatioSpread {
+  medianRatio: number;
+  minRatio: number;
+  maxRatio: number;
+}
+
+/** The rounds' ratios of one server to the bare one: their median and range. */
+function spread(ratios: readonly number[]): RatioSpread {
+  return { medianRatio: medianOf(ratios), minRatio: Math.min(...ratios), maxRatio: Math.max(...ratios) };
+}
+
 async function main(): Promise<void> {
   const connections = positiveInteger('connections', args.connections);
   const pipelining = positiveInteger('pipelining', args.pipelining);
@@ -384,21 +395,12 @@ async function main(): Promise<void> {
 
   const admin = summary(rounds.map((r) => r.admin));
   const bare = summary(rounds.map((r) => r.bare));
-  const ratios = rounds.map((r) => r.ratio);
+  const adminRatios = spread(rounds.map((r) => r.ratio));
   const references = args.references
     ? Object.fromEntries(
         REFERENCES.map((reference) => {
           const figures = rounds.map((r) => r.references![reference]!);
-          const ratios = figures.map((f) => f.ratio);
-          return [
-            reference,
-            {
-              ...summary(figures),
-              medianRatio: medianOf(ratios),
-              minRatio: Math.min(...ratios),
-              maxRatio: Math.max(...ratios),
-            },
-          ];
+          return [reference, { ...summary(figures), ...spread(figures.map((f) => f.ratio)) }];
         }),
       )
     : undefined;
@@ -415,7 +417,7 @@ async function main(): Promise<void> {
     rounds,
     admin,
     bare,
-    medianRatio: medianOf(ratios),
+    medianRatio: adminRatios.medianRatio,
     target: 0.5,
     ...(references && { references }),
     requestLogBytes,
@@ -460,18 +462,13 @@ async function main(): Promise<void> {
     ],
     style: { head: [], border: [] },
   });
-  const ratioText = (median: number, low: number, high: number): string =>
-    `${percent(median)} (${percent(low)}–${percent(high)})`;
-  const rows: [Target, ReturnType<typeof summary>, string][] = [
-    ['admin', admin, ratioText(medianOf(ratios), Math.min(...ratios), Math.max(...ratios))],
+  const ratioText = (r: RatioSpread): string =>
+    `${percent(r.medianRatio)} (${percent(r.minRatio)}–${percent(r.maxRatio)})`;
+  const rows: Array<readonly [Target, ReturnType<typeof summary>, string]> = [
+    ['admin', admin, ratioText(adminRatios)],
     ['bare', bare, ''],
     ...Object.entries(references ?? {}).map(
-      ([reference, m]) =>
-        [reference as Reference, m, ratioText(m.medianRatio, m.minRatio, m.maxRatio)] as [
-          Target,
-          ReturnType<typeof summary>,
-          string,
-        ],
+      ([reference, m]) => [reference as Reference, m, ratioText(m)] as const,
     ),
   ];
   for (const [target, m, ofBare] of rows) {
@@ -487,13 +484,13 @@ async function main(): Promise<void> {
       `${Math.round(m.serverCpuMicrosPerRequest)} µs`,
     ]);
   }
-  const { medianRatio } = report;
+  const { medianRatio, minRatio, maxRatio } = adminRatios;
   console.log(perRound.toString());
   console.log(totals.toString());
   console.log(
     [
       `admin API / bare server: ${percent(medianRatio)} of the 2xx/s (median of ${roundCount} rounds, ` +
-        `${percent(Math.min(...ratios))} to ${percent(Math.max(...ratios))}); ` +
+        `${percent(minRatio)} to ${percent(maxRatio)}); ` +
         `target at least 50%: ${medianRatio >= 0.5 ? 'met' : 'not met'}.`,
       `Only 2xx answers count as requests/s; latency is the median of the rounds' percentiles. ` +
         `${connections} connections, pipelining ${pipelining}, rounds of ${roundSeconds} s per server ` +

@@ -141,11 +141,7 @@ const SERVERS: Record<Target, () => Promise<Listening>> = {
     });
     return listenFastify(app);
   },
-  bare: () =>
-    listenNodeHttp(
-      (_body, respond) => respond(FIXED_ANSWER),
-      () => {},
-    ),
+  bare: () => listenNodeHttp((_body, respond) => respond(FIXED_ANSWER)),
   fastify: () => listenFastify(fixedAnswerApp(Fastify() as unknown as FastifyInstance)),
   fastifyLog: async () => {
     const log = requestLogging('info');
@@ -192,7 +188,7 @@ async function listenFastify(app: FastifyInstance): Promise<Listening> {
 /** A node:http server that reads the whole body (not decoded) and hands it to `handle`, which answers with `respond`. */
 async function listenNodeHttp(
   handle: (body: Buffer, respond: (answer: string) => void, started: number) => void,
-  onClose: () => void,
+  onClose: () => void = () => {},
 ): Promise<Listening> {
   const server = createServer((request, response) => {
     const started = performance.now();
